@@ -1,0 +1,53 @@
+# kafkalab — two commands on a fresh clone: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.requirements-installed
+PORT   ?= 8000
+# Development defaults; a deployment sets these itself (see .env.example).
+export DJANGO_DEBUG ?= 1
+
+.PHONY: setup run test lint format bench kafka-up kafka-down kafka-status browser clean
+
+setup: $(STAMP)
+	@$(PY) manage.py kafka fetch
+
+$(STAMP): requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kafkalab needs Python 3.11 or newer")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+run: setup
+	$(PY) manage.py serve --port $(PORT)
+
+browser:
+	@scripts/install-chromium.sh
+
+test: setup browser
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest
+
+bench: setup browser
+	$(PY) -m bench
+
+lint:
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format:
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+kafka-up: setup
+	$(PY) manage.py kafka up
+
+kafka-down:
+	$(PY) manage.py kafka down
+
+kafka-status:
+	$(PY) manage.py kafka status
+
+clean: kafka-down
+	rm -rf .kafka/cluster db.sqlite3

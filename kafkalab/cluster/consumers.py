@@ -1,0 +1,23 @@
+"""Websocket: live broker health for the cluster panel."""
+
+from __future__ import annotations
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.template.loader import render_to_string
+
+from kafkalab.cluster.services import CLUSTER_GROUP
+from kafkalab.runner.embedded import RUNNER_CHANNEL
+
+
+class ClusterConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        await self.channel_layer.group_add(CLUSTER_GROUP, self.channel_name)
+        await self.accept()
+        await self.channel_layer.send(RUNNER_CHANNEL, {"type": "cluster.watch", "reply_channel": self.channel_name})
+
+    async def disconnect(self, code: int) -> None:
+        await self.channel_layer.group_discard(CLUSTER_GROUP, self.channel_name)
+
+    async def cluster_update(self, event: dict) -> None:
+        html = render_to_string("cluster/home.html#cluster-panel", {"health": event["health"], "live": True})
+        await self.send(text_data=html)

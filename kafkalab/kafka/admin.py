@@ -1,0 +1,71 @@
+"""Admin calls: what the cluster looks like right now."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from kafkalab.kafka.errors import KafkaUnavailable
+
+# Brokers that are down are part of the lesson, not an error to log once a second.
+_quiet = logging.getLogger("kafkalab.kafka.librdkafka")
+_quiet.setLevel(logging.CRITICAL)
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    node_id: int
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ClusterDescription:
+    cluster_id: str | None
+    controller_id: int | None
+    brokers: list[BrokerInfo]
+
+
+def admin_client(config: dict[str, object]) -> AdminClient:
+    return AdminClient({"socket.connection.setup.timeout.ms": 3000, **config}, logger=_quiet)
+
+
+def describe_cluster(admin: AdminClient, *, timeout: float = 3.0) -> ClusterDescription:
+    """The brokers Kafka's metadata lists as registered (a fenced broker drops out)."""
+    try:
+        result = admin.describe_cluster(request_timeout=timeout).result(timeout=timeout + 1)
+    except (KafkaException, TimeoutError) as exc:
+        raise KafkaUnavailable(f"Kafka did not describe the cluster: {exc}") from exc
+    brokers = sorted(
+        (BrokerInfo(node_id=node.id, host=node.host, port=node.port) for node in result.nodes),
+        key=lambda broker: broker.node_id,
+    )
+    controller = result.controller.id if result.controller is not None else None
+    return ClusterDescription(cluster_id=result.cluster_id, controller_id=controller, brokers=brokers)
+
+
+def broker_ids(bootstrap_servers: str, *, timeout: float = 2.0) -> set[int]:
+    """Ids of the brokers Kafka reports; empty when the cluster does not answer yet."""
+    try:
+        description = describe_cluster(admin_client({"bootstrap.servers": bootstrap_servers}), timeout=timeout)
+    except KafkaUnavailable:
+        return set()
+    return {broker.node_id for broker in description.brokers}
+
+
+def broker_listening(host: str, port: int, *, timeout: float = 0.5) -> bool:
+    """Whether a broker's port accepts connections: a killed broker fails this at once,
+    seconds before the controller fences it."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,1 @@
+"""The lab runner: everything long-running (watchers, observers, consumer processes)."""

@@ -1,0 +1,187 @@
+"""kafkalab settings: one file, read from the environment (see .env.example).
+
+Every integration switches on when its variable is set: DATABASE_URL (else SQLite),
+REDIS_URL (else the in-memory channel layer), KAFKA_BOOTSTRAP_SERVERS (else the local
+cluster that `manage.py kafka up` starts), SCHEMA_REGISTRY_URL (else the embedded registry).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from exc
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG", default=False)
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off (make run sets DJANGO_DEBUG=1)."
+        )
+    SECRET_KEY = "insecure-dev-only-key-set-DJANGO_SECRET_KEY-in-production"
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "template_partials",
+    "kafkalab.cluster",
+    "lessons",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "kafkalab.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "builtins": ["template_partials.templatetags.partials"],
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "kafkalab.asgi.application"
+
+DATABASES = {
+    "default": dj_database_url.config(
+        env="DATABASE_URL",
+        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=60,
+    )
+}
+
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    # Embedded mode: web and lab runner share one daphne process, so memory is enough.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=True)
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- Kafka -------------------------------------------------------------------------------
+# Unset: the app talks to the local cluster (`manage.py kafka up`), whose ports follow
+# KAFKA_LOCAL_PORT_BASE. Set: an external cluster; the app starts no broker.
+KAFKA_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+# Passed to every client as-is, for managed clusters (SASL/SSL). Empty values are dropped.
+KAFKA_CLIENT_SECURITY = {
+    key: value
+    for key, value in {
+        "security.protocol": os.environ.get("KAFKA_SECURITY_PROTOCOL", ""),
+        "sasl.mechanism": os.environ.get("KAFKA_SASL_MECHANISM", ""),
+        "sasl.username": os.environ.get("KAFKA_SASL_USERNAME", ""),
+        "sasl.password": os.environ.get("KAFKA_SASL_PASSWORD", ""),
+        "ssl.ca.location": os.environ.get("KAFKA_SSL_CA_LOCATION", ""),
+    }.items()
+    if value.strip()
+}
+# Where the local cluster keeps its data and logs, and where Maven puts the broker jars.
+KAFKA_LOCAL_DIR = Path(os.environ.get("KAFKA_LOCAL_DIR", "").strip() or BASE_DIR / ".kafka")
+KAFKA_LIBS_DIR = Path(os.environ.get("KAFKA_LIBS_DIR", "").strip() or BASE_DIR / ".kafka" / "libs")
+KAFKA_LOCAL_PORT_BASE = env_int("KAFKA_LOCAL_PORT_BASE", 9092)
+KAFKA_LOCAL_BROKERS = env_int("KAFKA_LOCAL_BROKERS", 3)
+KAFKA_LOCAL_HEAP_MB = env_int("KAFKA_LOCAL_HEAP_MB", 256)
+
+SCHEMA_REGISTRY_URL = os.environ.get("SCHEMA_REGISTRY_URL", "").strip()
+
+# How often the cluster watcher asks Kafka for broker state (seconds).
+CLUSTER_WATCH_INTERVAL = float(os.environ.get("CLUSTER_WATCH_INTERVAL", "1.0"))
+# The lab runner lives in the web process unless a separate `runworker lab-runner` service
+# runs it, which needs a shared (Redis) channel layer.
+LAB_RUNNER_EMBEDDED = env_bool("LAB_RUNNER_EMBEDDED", default=not REDIS_URL)
+
+# --- Lab limits --------------------------------------------------------------------------
+LAB_MAX_PARTITIONS = env_int("LAB_MAX_PARTITIONS", 12)
+LAB_MAX_CONSUMERS = env_int("LAB_MAX_CONSUMERS", 8)
+LAB_MAX_BURST = env_int("LAB_MAX_BURST", 1000)
+LAB_MAX_PAYLOAD_BYTES = env_int("LAB_MAX_PAYLOAD_BYTES", 16 * 1024)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}

@@ -442,7 +442,7 @@ class LocalCluster:
         *,
         timeout: float,
     ) -> None:
-        from kafkalab.kafka.admin import broker_ids
+        from kafkalab.kafka.admin import broker_ids, broker_listening
 
         deadline = time.monotonic() + timeout
         wanted = {node.node_id for node in nodes}
@@ -462,7 +462,9 @@ class LocalCluster:
                         "(was it shutting down?). Run `python manage.py kafka up` again."
                     )
             seen = broker_ids(bootstrap, timeout=2.0)
-            if wanted <= seen:
+            # A killed broker stays registered until the controller fences it, so a node that
+            # is restarting counts only once its own client port accepts connections too.
+            if wanted <= seen and all(broker_listening("127.0.0.1", node.port) for node in nodes):
                 return
             time.sleep(0.25)
         raise KafkaSetupError(

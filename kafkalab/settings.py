@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "kafkalab.cluster",
+    "kafkalab.labs",
     "lessons",
 ]
 
@@ -177,6 +178,11 @@ LAB_MAX_PARTITIONS = env_int("LAB_MAX_PARTITIONS", 12)
 LAB_MAX_CONSUMERS = env_int("LAB_MAX_CONSUMERS", 8)
 LAB_MAX_BURST = env_int("LAB_MAX_BURST", 1000)
 LAB_MAX_PAYLOAD_BYTES = env_int("LAB_MAX_PAYLOAD_BYTES", 16 * 1024)
+LAB_MAX_ITEMS = env_int("LAB_MAX_ITEMS", 20)
+# Events per second one lab may write, on average (bursts up to LAB_MAX_BURST at once).
+LAB_PRODUCE_RATE = env_int("LAB_PRODUCE_RATE", 2000)
+# Recent events each partition lane keeps on the page.
+LAB_LANE_WINDOW = env_int("LAB_LANE_WINDOW", 40)
 
 LOGGING = {
     "version": 1,

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
-    path("", include("kafkalab.cluster.urls")),
+    path("", include("kafkalab.labs.urls")),
+    path("cluster/", include("kafkalab.cluster.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -19,5 +19,10 @@ class ClusterConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_discard(CLUSTER_GROUP, self.channel_name)
 
     async def cluster_update(self, event: dict) -> None:
-        html = render_to_string("cluster/home.html#cluster-panel", {"health": event["health"], "live": True})
-        await self.send(text_data=html)
+        await self.send(text_data=render_to_string(self._template(), {"health": event["health"]}))
+
+    def _template(self) -> str:
+        # The lab page shows a compact badge; the cluster page the full panel.
+        if b"view=badge" in self.scope.get("query_string", b""):
+            return "cluster/_badge.html"
+        return "cluster/home.html#cluster-panel"

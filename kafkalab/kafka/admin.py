@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -12,8 +13,8 @@ from confluent_kafka.admin import AdminClient
 from kafkalab.kafka.errors import KafkaUnavailable
 
 # Brokers that are down are part of the lesson, not an error to log once a second.
-_quiet = logging.getLogger("kafkalab.kafka.librdkafka")
-_quiet.setLevel(logging.CRITICAL)
+quiet_logger = logging.getLogger("kafkalab.kafka.librdkafka")
+quiet_logger.setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,20 @@ class ClusterDescription:
 
 
 def admin_client(config: dict[str, object]) -> AdminClient:
-    return AdminClient({"socket.connection.setup.timeout.ms": 3000, **config}, logger=_quiet)
+    return AdminClient({"socket.connection.setup.timeout.ms": 3000, **config}, logger=quiet_logger)
+
+
+_shared_admins: dict[str, AdminClient] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_admin(config: dict[str, object]) -> AdminClient:
+    """One admin client per process and configuration (clients are thread-safe and costly)."""
+    key = repr(sorted(config.items()))
+    with _shared_lock:
+        if key not in _shared_admins:
+            _shared_admins[key] = admin_client(config)
+        return _shared_admins[key]
 
 
 def describe_cluster(admin: AdminClient, *, timeout: float = 3.0) -> ClusterDescription:

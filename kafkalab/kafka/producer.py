@@ -1,0 +1,109 @@
+"""The OrderService producer: acks=all, idempotent, and keyed like a Java producer."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaError, Producer
+
+from kafkalab.kafka.admin import quiet_logger
+
+# How long Kafka gets to acknowledge a record before the learner is told it failed.
+DELIVERY_TIMEOUT_MS = 10_000
+
+PRODUCER_DEFAULTS = {
+    "acks": "all",
+    "enable.idempotence": True,
+    # librdkafka's default (consistent_random) hashes keys with CRC32; murmur2_random places
+    # keyed records exactly where a Java producer would.
+    "partitioner": "murmur2_random",
+    "linger.ms": 5,
+    "message.timeout.ms": DELIVERY_TIMEOUT_MS,
+    "socket.connection.setup.timeout.ms": 3000,
+}
+
+
+@dataclass(frozen=True)
+class OutgoingRecord:
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+@dataclass
+class SendResult:
+    delivered: list[Delivered] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
+
+
+class RecordProducer:
+    """One long-lived producer per process; `send` waits for Kafka's answer on each record."""
+
+    def __init__(self, config: dict[str, object]) -> None:
+        self._producer = Producer({**PRODUCER_DEFAULTS, **config}, logger=quiet_logger)
+
+    def send(self, topic: str, records: list[OutgoingRecord]) -> SendResult:
+        result = SendResult()
+        pending = len(records)
+        lock = threading.Lock()
+        done = threading.Event()
+
+        def on_delivery(error: KafkaError | None, message) -> None:
+            nonlocal pending
+            with lock:
+                if error is None:
+                    result.delivered.append(Delivered(message.partition(), message.offset(), message.timestamp()[1]))
+                else:
+                    result.errors.append(error.str())
+                pending -= 1
+                if pending == 0:
+                    done.set()
+
+        if not records:
+            return result
+        for record in records:
+            self._produce(topic, record, on_delivery)
+        # Every record gets a delivery report within message.timeout.ms, success or failure.
+        deadline = time.monotonic() + DELIVERY_TIMEOUT_MS / 1000 + 5
+        while not done.is_set() and time.monotonic() < deadline:
+            self._producer.poll(0.01)
+        if not done.is_set():
+            result.errors.append("Kafka gave no delivery report in time")
+        result.delivered.sort(key=lambda d: (d.partition, d.offset))
+        return result
+
+    def _produce(self, topic: str, record: OutgoingRecord, on_delivery) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value=record.value, key=record.key, headers=record.headers, on_delivery=on_delivery
+                )
+                return
+            except BufferError:
+                # The local queue is full: let librdkafka send some before queueing more.
+                self._producer.poll(0.05)
+
+
+_shared: RecordProducer | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_producer(config: dict[str, object]) -> RecordProducer:
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = RecordProducer(config)
+        return _shared

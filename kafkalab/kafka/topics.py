@@ -1,0 +1,145 @@
+"""Topic administration and per-partition state, for lab topics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicCollection, TopicPartition
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic, OffsetSpec
+
+from kafkalab.kafka.errors import KafkaRefused, KafkaUnavailable
+
+ADMIN_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    partition: int
+    leader: int | None
+    replicas: list[int]
+    isr: list[int]
+    log_start: int | None
+    log_end: int | None
+    last_stable: int | None
+
+
+def _result(future, what: str):
+    """Wait for an admin future; turn Kafka's answer into our two error kinds."""
+    try:
+        return future.result(timeout=ADMIN_TIMEOUT + 2)
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if error is not None and error.code() in _UNAVAILABLE_CODES:
+            raise KafkaUnavailable(f"{what}: Kafka did not answer ({error.str()})") from exc
+        raise KafkaRefused(f"{what}: {error.str() if error else exc}", code=error.name() if error else None) from exc
+    except TimeoutError as exc:
+        raise KafkaUnavailable(f"{what}: Kafka did not answer within {ADMIN_TIMEOUT:.0f}s") from exc
+
+
+_UNAVAILABLE_CODES = {
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError.NOT_CONTROLLER,
+    KafkaError.BROKER_NOT_AVAILABLE,
+    KafkaError.LEADER_NOT_AVAILABLE,
+}
+
+
+def broker_count(admin: AdminClient) -> int:
+    metadata = admin.list_topics(timeout=ADMIN_TIMEOUT)
+    return len(metadata.brokers)
+
+
+def topic_create(admin: AdminClient, name: str, *, partitions: int, replication: int, config: dict[str, str]) -> None:
+    """Create a topic, retrying while Kafka still finishes deleting an old one of that name."""
+    deadline = time.monotonic() + 30
+    while True:
+        futures = admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=replication, config=config)],
+            request_timeout=ADMIN_TIMEOUT,
+        )
+        try:
+            _result(futures[name], f"Creating topic {name}")
+            return
+        except KafkaRefused as exc:
+            # Deletion is asynchronous: the name stays taken for a moment after delete_topics.
+            if exc.code == "TOPIC_ALREADY_EXISTS" and time.monotonic() < deadline:
+                time.sleep(0.2)
+                continue
+            raise
+
+
+def topic_exists(admin: AdminClient, name: str) -> bool:
+    metadata = admin.list_topics(topic=name, timeout=ADMIN_TIMEOUT)
+    topic = metadata.topics.get(name)
+    return topic is not None and topic.error is None
+
+
+def topics_delete(admin: AdminClient, names: list[str]) -> None:
+    """Delete topics and wait until Kafka no longer lists them. Missing topics are fine."""
+    futures = admin.delete_topics(names, request_timeout=ADMIN_TIMEOUT)
+    for name, future in futures.items():
+        try:
+            _result(future, f"Deleting topic {name}")
+        except KafkaRefused as exc:
+            if exc.code != "UNKNOWN_TOPIC_OR_PART":
+                raise
+    deadline = time.monotonic() + 30
+    while any(topic_exists(admin, name) for name in names):
+        if time.monotonic() > deadline:
+            raise KafkaUnavailable(f"Kafka had not finished deleting {', '.join(names)} after 30s")
+        time.sleep(0.2)
+
+
+def partitions_increase(admin: AdminClient, name: str, *, total: int) -> None:
+    """Ask Kafka for `total` partitions. Kafka refuses a decrease (INVALID_PARTITIONS)."""
+    futures = admin.create_partitions([NewPartitions(name, total)], request_timeout=ADMIN_TIMEOUT)
+    _result(futures[name], f"Changing the partitions of {name}")
+
+
+def partition_count(admin: AdminClient, name: str) -> int | None:
+    metadata = admin.list_topics(topic=name, timeout=ADMIN_TIMEOUT)
+    topic = metadata.topics.get(name)
+    if topic is None or topic.error is not None:
+        return None
+    return len(topic.partitions)
+
+
+def topic_partitions(admin: AdminClient, name: str) -> list[PartitionState]:
+    """Leader, replicas, ISR and the three offsets (log start, log end, last stable) per partition."""
+    description = _result(
+        admin.describe_topics(TopicCollection([name]), request_timeout=ADMIN_TIMEOUT)[name],
+        f"Describing topic {name}",
+    )
+    tps = [TopicPartition(name, p.id) for p in description.partitions]
+    earliest = _offsets(admin, tps, OffsetSpec.earliest(), IsolationLevel.READ_UNCOMMITTED)
+    latest = _offsets(admin, tps, OffsetSpec.latest(), IsolationLevel.READ_UNCOMMITTED)
+    stable = _offsets(admin, tps, OffsetSpec.latest(), IsolationLevel.READ_COMMITTED)
+    return [
+        PartitionState(
+            partition=p.id,
+            leader=p.leader.id if p.leader is not None else None,
+            replicas=[node.id for node in p.replicas],
+            isr=[node.id for node in p.isr],
+            log_start=earliest.get(p.id),
+            log_end=latest.get(p.id),
+            last_stable=stable.get(p.id),
+        )
+        for p in sorted(description.partitions, key=lambda p: p.id)
+    ]
+
+
+def _offsets(admin: AdminClient, tps: list[TopicPartition], spec, isolation) -> dict[int, int | None]:
+    if not tps:
+        return {}
+    futures = admin.list_offsets(dict.fromkeys(tps, spec), isolation_level=isolation, request_timeout=ADMIN_TIMEOUT)
+    offsets: dict[int, int | None] = {}
+    for tp, future in futures.items():
+        try:
+            offsets[tp.partition] = _result(future, "Listing offsets").offset
+        except (KafkaRefused, KafkaUnavailable):
+            offsets[tp.partition] = None  # that partition's leader is down: unknown, not zero
+    return offsets

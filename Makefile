@@ -7,7 +7,7 @@ PORT   ?= 8000
 # Development defaults; a deployment sets these itself (see .env.example).
 export DJANGO_DEBUG ?= 1
 
-.PHONY: setup run test lint format bench kafka-up kafka-down kafka-status browser clean
+.PHONY: setup run test lint format bench kafka-up kafka-down kafka-status test-tools clean
 
 setup: $(STAMP)
 	@$(PY) manage.py kafka fetch
@@ -21,15 +21,15 @@ $(STAMP): requirements.txt
 run: setup
 	$(PY) manage.py serve --port $(PORT)
 
-browser:
-	@scripts/install-chromium.sh
+test-tools:
+	@scripts/install-test-tools.sh
 
-test: setup browser
+test: setup test-tools
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
-bench: setup browser
+bench: setup test-tools
 	$(PY) -m bench
 
 lint:

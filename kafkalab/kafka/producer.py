@@ -97,13 +97,14 @@ class RecordProducer:
                 self._producer.poll(0.05)
 
 
-_shared: RecordProducer | None = None
+_shared: dict[str, RecordProducer] = {}
 _shared_lock = threading.Lock()
 
 
 def shared_producer(config: dict[str, object]) -> RecordProducer:
-    global _shared
+    """One producer per process and configuration: producers are thread-safe and costly."""
+    key = repr(sorted(config.items()))
     with _shared_lock:
-        if _shared is None:
-            _shared = RecordProducer(config)
-        return _shared
+        if key not in _shared:
+            _shared[key] = RecordProducer(config)
+        return _shared[key]

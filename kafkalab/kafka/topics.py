@@ -48,9 +48,15 @@ _UNAVAILABLE_CODES = {
 }
 
 
+def _metadata(admin: AdminClient, topic: str | None = None):
+    try:
+        return admin.list_topics(topic=topic, timeout=ADMIN_TIMEOUT)
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"Kafka did not send its metadata: {exc}") from exc
+
+
 def broker_count(admin: AdminClient) -> int:
-    metadata = admin.list_topics(timeout=ADMIN_TIMEOUT)
-    return len(metadata.brokers)
+    return len(_metadata(admin).brokers)
 
 
 def topic_create(admin: AdminClient, name: str, *, partitions: int, replication: int, config: dict[str, str]) -> None:
@@ -73,8 +79,7 @@ def topic_create(admin: AdminClient, name: str, *, partitions: int, replication:
 
 
 def topic_exists(admin: AdminClient, name: str) -> bool:
-    metadata = admin.list_topics(topic=name, timeout=ADMIN_TIMEOUT)
-    topic = metadata.topics.get(name)
+    topic = _metadata(admin, name).topics.get(name)
     return topic is not None and topic.error is None
 
 
@@ -101,8 +106,7 @@ def partitions_increase(admin: AdminClient, name: str, *, total: int) -> None:
 
 
 def partition_count(admin: AdminClient, name: str) -> int | None:
-    metadata = admin.list_topics(topic=name, timeout=ADMIN_TIMEOUT)
-    topic = metadata.topics.get(name)
+    topic = _metadata(admin, name).topics.get(name)
     if topic is None or topic.error is not None:
         return None
     return len(topic.partitions)

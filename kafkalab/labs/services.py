@@ -103,6 +103,14 @@ class ProduceOutcome:
         return self.requested - self.written
 
     @property
+    def per_partition(self) -> list[tuple[int, int]]:
+        """How many acknowledged records went to each partition."""
+        counts: dict[int, int] = {}
+        for delivered in self.result.delivered:
+            counts[delivered.partition] = counts.get(delivered.partition, 0) + 1
+        return sorted(counts.items())
+
+    @property
     def first_error(self) -> str | None:
         return self.result.errors[0] if self.result.errors else None
 
@@ -247,6 +255,14 @@ def topic_partitions_increase(*, lab: Lab, total: int) -> PartitionChange:
 
 
 # --- Reading --------------------------------------------------------------------------------
+
+
+def lab_partition_count(*, lab: Lab) -> int | None:
+    """The orders topic's partition count now, or None when Kafka cannot say."""
+    try:
+        return kafka_topics.partition_count(shared_admin(client_config()), lab.orders_topic)
+    except (KafkaUnavailable, KafkaRefused):
+        return None
 
 
 def lab_state(*, lab: Lab) -> dict:

@@ -136,7 +136,7 @@ def _page_context(lab: Lab) -> dict:
         "lab": lab,
         "lab_id": lab.pk,
         **_order_panel_context(lab),
-        "partitions_form": PartitionsForm(),
+        "partitions_form": PartitionsForm(initial={"partitions": services.lab_partition_count(lab=lab)}),
         "lane_window": settings.LAB_LANE_WINDOW,
     }
 
@@ -155,7 +155,7 @@ def _order_panel_context(lab: Lab, **overrides) -> dict:
             ],
         ),
         "burst_form": BurstForm(),
-        "recent_orders": lab.orders.exclude(status="OrderShipped")[:12],
+        "recent_orders": lab.orders.exclude(status="OrderShipped")[:5],
     }
     context.update(overrides)
     return context

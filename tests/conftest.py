@@ -32,11 +32,33 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="session")
 def kafka_cluster() -> Iterator[LocalCluster]:
-    """The suite's 3-broker cluster, started once through the project's own cluster code."""
+    """The suite's 3-broker cluster, started once through the project's own cluster code.
+
+    Several pytest runs may share it (a developer's and an editor's, say): each registers its
+    pid, and the last one to finish stops the brokers.
+    """
     cluster = local_cluster()
-    cluster.up(settings.KAFKA_LOCAL_BROKERS)
-    yield cluster
-    cluster.down()
+    users = Path(settings.KAFKA_LOCAL_DIR) / "users"
+    users.mkdir(parents=True, exist_ok=True)
+    mine = users / str(os.getpid())
+    mine.touch()
+    try:
+        cluster.up(settings.KAFKA_LOCAL_BROKERS)
+        yield cluster
+    finally:
+        mine.unlink(missing_ok=True)
+        if not any(_pid_alive(int(other.name)) for other in users.iterdir() if other.name.isdigit()):
+            cluster.down()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def free_port() -> int:

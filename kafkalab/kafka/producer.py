@@ -6,7 +6,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from kafkalab.kafka.admin import quiet_logger
 
@@ -84,6 +84,20 @@ class RecordProducer:
             result.errors.append("Kafka gave no delivery report in time")
         result.delivered.sort(key=lambda d: (d.partition, d.offset))
         return result
+
+    def partitions_refresh(self, topic: str, *, expected: int, timeout: float = 5.0) -> None:
+        """Re-read the topic's partitions now, so keys hash over a grown count at once; librdkafka
+        would otherwise notice only at its periodic metadata refresh, minutes later."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                metadata = self._producer.list_topics(topic, timeout=max(0.1, deadline - time.monotonic()))
+                found = metadata.topics.get(topic)
+            except KafkaException:
+                found = None
+            if found is not None and len(found.partitions) >= expected:
+                return
+            time.sleep(0.1)
 
     def _produce(self, topic: str, record: OutgoingRecord, on_delivery) -> None:
         while True:

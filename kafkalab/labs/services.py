@@ -243,6 +243,7 @@ def topic_partitions_increase(*, lab: Lab, total: int) -> PartitionChange:
         raise LabError(f"Kafka refused: {exc}") from exc
     except KafkaUnavailable as exc:
         raise LabError(f"Kafka did not answer, so the partition count is unchanged: {exc}") from exc
+    shared_producer(client_config()).partitions_refresh(lab.orders_topic, expected=total)
     runner_notify(lab=lab, command="lab.refresh")
     keys = [order.key for order in lab.orders.exclude(key_strategy=LabOrder.KeyStrategy.NONE)[:200]]
     unique_keys = list(dict.fromkeys(k for k in keys if k))

@@ -6,11 +6,13 @@ The observer uses this to show every record, whoever wrote it. It reads uncommit
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
 
 from kafkalab.kafka.admin import quiet_logger
+from kafkalab.kafka.errors import KafkaUnavailable
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,11 @@ class TopicTail:
                 continue
         return marks
 
+    def reached(self, ends: dict[int, int]) -> bool:
+        """Whether this tail has read up to the given end offset of every partition."""
+        positions = self._consumer.position([TopicPartition(self.topic, p) for p in ends])
+        return all(tp.offset >= ends[tp.partition] or ends[tp.partition] == 0 for tp in positions)
+
     def close(self) -> None:
         self._consumer.close()
 
@@ -125,3 +132,20 @@ def read_record(topic: str, partition: int, offset: int, *, config: dict[str, ob
         return None
     finally:
         consumer.close()
+
+
+def read_recent(topic: str, *, window: int, config: dict[str, object], timeout: float = 10.0) -> list[TailRecord]:
+    """Every record among the last `window` of each partition, read up to the log end now."""
+    tail = TopicTail(topic, window=window, config=config)
+    try:
+        tail.refresh_partitions()
+        ends = {p: high for p, (_, high) in tail.watermarks().items()}
+        records: list[TailRecord] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not tail.reached(ends):
+            records.extend(tail.poll(max_records=5000, timeout=0.1))
+        return records
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"Kafka did not let us read {topic}: {exc}") from exc
+    finally:
+        tail.close()

@@ -69,6 +69,7 @@ def topic_create(admin: AdminClient, name: str, *, partitions: int, replication:
         )
         try:
             _result(futures[name], f"Creating topic {name}")
+            _wait_for_metadata(admin, name, partitions)
             return
         except KafkaRefused as exc:
             # Deletion is asynchronous: the name stays taken for a moment after delete_topics.
@@ -76,6 +77,15 @@ def topic_create(admin: AdminClient, name: str, *, partitions: int, replication:
                 time.sleep(0.2)
                 continue
             raise
+
+
+def _wait_for_metadata(admin: AdminClient, name: str, partitions: int, timeout: float = 10.0) -> None:
+    """Creation returns before every broker knows the topic; wait until metadata lists it."""
+    deadline = time.monotonic() + timeout
+    while partition_count(admin, name) != partitions:
+        if time.monotonic() > deadline:
+            raise KafkaUnavailable(f"Kafka created {name} but its metadata did not show it within {timeout:.0f}s")
+        time.sleep(0.1)
 
 
 def topic_exists(admin: AdminClient, name: str) -> bool:

@@ -77,3 +77,49 @@ class PartitionsForm(forms.Form):
         if partitions > settings.LAB_MAX_PARTITIONS:
             raise forms.ValidationError(f"A lab topic may have at most {settings.LAB_MAX_PARTITIONS} partitions.")
         return partitions
+
+
+class ConsumerConfigForm(forms.Form):
+    """A NotificationService instance's consumer settings, defaulting to the lab's defaults."""
+
+    assignment_strategy = forms.ChoiceField(
+        label="partition.assignment.strategy",
+        choices=[("range", "range"), ("roundrobin", "roundrobin"), ("cooperative-sticky", "cooperative-sticky")],
+        initial="range",
+    )
+    group_protocol = forms.ChoiceField(
+        label="group.protocol",
+        choices=[("classic", "classic"), ("consumer", "consumer (KIP-848)")],
+        initial="classic",
+    )
+    session_timeout_ms = forms.IntegerField(
+        label="session.timeout.ms", min_value=1000, max_value=60_000, initial=10_000
+    )
+    processing_delay_ms = forms.IntegerField(
+        label="processing delay per record (ms)", min_value=0, max_value=60_000, initial=0
+    )
+    commit_mode = forms.ChoiceField(
+        label="commit",
+        choices=[
+            ("auto", "auto (enable.auto.commit)"),
+            ("after", "manual, after processing"),
+            ("before", "manual, before processing"),
+        ],
+        initial="auto",
+    )
+    enable_auto_commit = forms.BooleanField(label="enable.auto.commit", required=False, initial=True)
+    auto_commit_interval_ms = forms.IntegerField(
+        label="auto.commit.interval.ms", min_value=100, max_value=600_000, initial=5000
+    )
+    enable_auto_offset_store = forms.BooleanField(label="enable.auto.offset.store", required=False, initial=True)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("commit_mode") in {"after", "before"}:
+            # Manual commits only make sense with auto-commit off; say so rather than guess.
+            data["enable_auto_commit"] = False
+        return data
+
+    @classmethod
+    def defaults(cls) -> dict:
+        return {name: field.initial for name, field in cls.base_fields.items()}

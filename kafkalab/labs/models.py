@@ -27,6 +27,10 @@ class Lab(models.Model):
     def topics(self) -> list[str]:
         return [self.orders_topic]
 
+    @property
+    def group_id(self) -> str:
+        return f"{self.prefix}.order-notifications"
+
 
 class LabOrder(models.Model):
     """An order OrderService created in a lab: what later lifecycle events refer to."""
@@ -66,3 +70,78 @@ class LabOrder(models.Model):
     @property
     def next_status(self) -> str | None:
         return {self.Status.CREATED: self.Status.PAID, self.Status.PAID: self.Status.SHIPPED}.get(self.status)
+
+
+class NotificationConsumer(models.Model):
+    """One NotificationService process of a lab, as last known. The runner keeps it current;
+    after a restart of the app every one of them is shown stopped, ready to start again."""
+
+    class Status(models.TextChoices):
+        STARTING = "starting", "starting"
+        RUNNING = "running", "running"
+        STOPPING = "stopping", "stopping"
+        STOPPED = "stopped", "stopped"
+        KILLED = "killed", "killed"
+        CRASHED = "crashed", "crashed"
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="consumers")
+    name = models.CharField(max_length=16)
+    config = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.STARTING)
+    pid = models.IntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["lab", "name"], name="unique_consumer_name_per_lab")]
+
+    def __str__(self) -> str:
+        return f"{self.lab.prefix}/{self.name}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in {self.Status.STARTING, self.Status.RUNNING, self.Status.STOPPING}
+
+
+class OutboxEmail(models.Model):
+    """An email NotificationService sent: which instance, for which record."""
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="emails")
+    consumer_name = models.CharField(max_length=16)
+    partition = models.IntegerField()
+    offset = models.BigIntegerField()
+    order_id = models.CharField(max_length=64, blank=True)
+    event_type = models.CharField(max_length=40, blank=True)
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["lab", "partition", "offset"])]
+
+    def __str__(self) -> str:
+        return f"{self.consumer_name} → {self.order_id or '?'} (P{self.partition}@{self.offset})"
+
+
+class Rebalance(models.Model):
+    """One rebalance of a lab's group: what set it off, who lost and who gained what."""
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="rebalances")
+    trigger = models.CharField(max_length=200)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # [{"consumer": "c1", "revoked": [0, 1], "assigned": [0], "lost": []}, …]
+    changes = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return self.trigger
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.ended_at is None:
+            return None
+        return int((self.ended_at - self.started_at).total_seconds() * 1000)

@@ -9,6 +9,7 @@ import json
 import random
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from asgiref.sync import async_to_sync
@@ -16,15 +17,16 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
+from kafkalab.kafka import groups as kafka_groups
 from kafkalab.kafka import topics as kafka_topics
 from kafkalab.kafka.admin import shared_admin
 from kafkalab.kafka.config import bootstrap_servers, client_config
 from kafkalab.kafka.errors import KafkaRefused, KafkaUnavailable
 from kafkalab.kafka.partitioner import explain_partition, partition_for
 from kafkalab.kafka.producer import OutgoingRecord, SendResult, shared_producer
-from kafkalab.kafka.tail import read_record
+from kafkalab.kafka.tail import read_recent, read_record
 from kafkalab.labs import events
-from kafkalab.labs.models import Lab, LabOrder
+from kafkalab.labs.models import Lab, LabOrder, NotificationConsumer
 from kafkalab.runner.embedded import RUNNER_CHANNEL
 
 INITIAL_PARTITIONS = 4
@@ -72,15 +74,103 @@ def lab_topics_ensure(*, lab: Lab) -> None:
 
 
 def lab_reset(*, lab: Lab) -> None:
-    """Delete and recreate the lab's topics and forget its orders."""
+    """Stop the lab's consumers, delete and recreate its topics and group, forget its history."""
+    consumers_reap(lab=lab)
     _topics_delete(lab=lab)
+    try:
+        kafka_groups.group_delete(shared_admin(client_config()), lab.group_id)
+    except KafkaRefused as exc:
+        raise LabError(f"Kafka could not delete the consumer group, so it keeps its offsets: {exc}") from exc
+    except KafkaUnavailable as exc:
+        raise LabError(f"Kafka did not answer: {exc}") from exc
     lab.orders.all().delete()
+    lab.emails.all().delete()
+    lab.rebalances.all().delete()
     lab_topics_ensure(lab=lab)
     runner_notify(lab=lab, command="lab.reset")
 
 
-def runner_notify(*, lab: Lab, command: str) -> None:
-    async_to_sync(get_channel_layer().send)(RUNNER_CHANNEL, {"type": command, "lab_id": lab.pk})
+REAP_TIMEOUT_SECONDS = 25
+
+
+def consumers_reap(*, lab: Lab) -> None:
+    """Ask the runner to stop every consumer process of the lab, and wait until it has."""
+    if not lab.consumers.exclude(pid=None).exists():
+        return
+    runner_notify(lab=lab, command="lab.reap")
+    deadline = time.monotonic() + REAP_TIMEOUT_SECONDS
+    while lab.consumers.exclude(pid=None).exists():
+        if time.monotonic() > deadline:
+            raise LabError("The lab's consumers did not stop in time, so nothing was reset. Try again.")
+        time.sleep(0.1)
+
+
+def runner_notify(*, lab: Lab, command: str, **fields: object) -> None:
+    async_to_sync(get_channel_layer().send)(RUNNER_CHANNEL, {"type": command, "lab_id": lab.pk, **fields})
+
+
+# --- Consumers ------------------------------------------------------------------------------
+
+
+def consumer_add(*, lab: Lab, config: dict) -> NotificationConsumer:
+    """A new NotificationService process in the lab's group, started by the lab runner."""
+    with transaction.atomic():
+        live = lab.consumers.filter(status__in=LIVE_STATUSES).count()
+        if live >= settings.LAB_MAX_CONSUMERS:
+            raise LabError(
+                f"A lab runs at most {settings.LAB_MAX_CONSUMERS} consumers at once. "
+                "Stop or kill one before adding another."
+            )
+        consumer = NotificationConsumer.objects.create(lab=lab, name=_next_consumer_name(lab), config=config)
+    runner_notify(lab=lab, command="consumer.start", name=consumer.name)
+    return consumer
+
+
+LIVE_STATUSES = [
+    NotificationConsumer.Status.STARTING,
+    NotificationConsumer.Status.RUNNING,
+    NotificationConsumer.Status.STOPPING,
+]
+
+
+def _next_consumer_name(lab: Lab) -> str:
+    taken = set(lab.consumers.values_list("name", flat=True))
+    number = 1
+    while f"c{number}" in taken:
+        number += 1
+    return f"c{number}"
+
+
+def _consumer(lab: Lab, name: str) -> NotificationConsumer:
+    consumer = lab.consumers.filter(name=name).first()
+    if consumer is None:
+        raise LabError(f"This lab has no consumer called {name}.")
+    return consumer
+
+
+def consumer_stop(*, lab: Lab, name: str) -> None:
+    consumer = _consumer(lab, name)
+    if not consumer.is_live:
+        raise LabError(f"{name} is not running.")
+    runner_notify(lab=lab, command="consumer.stop", name=name)
+
+
+def consumer_kill(*, lab: Lab, name: str) -> None:
+    consumer = _consumer(lab, name)
+    if not consumer.is_live:
+        raise LabError(f"{name} is not running.")
+    runner_notify(lab=lab, command="consumer.kill", name=name)
+
+
+def consumer_restart(*, lab: Lab, name: str) -> None:
+    consumer = _consumer(lab, name)
+    if consumer.is_live:
+        raise LabError(f"{name} is already running.")
+    with transaction.atomic():
+        if lab.consumers.filter(status__in=LIVE_STATUSES).count() >= settings.LAB_MAX_CONSUMERS:
+            raise LabError(f"A lab runs at most {settings.LAB_MAX_CONSUMERS} consumers at once.")
+        lab.consumers.filter(pk=consumer.pk).update(status=NotificationConsumer.Status.STARTING, last_error="")
+    runner_notify(lab=lab, command="consumer.start", name=name)
 
 
 # --- Producing ------------------------------------------------------------------------------
@@ -267,7 +357,7 @@ def lab_partition_count(*, lab: Lab) -> int | None:
 
 
 def lab_state(*, lab: Lab) -> dict:
-    """The lab snapshot behind state.json, read from Kafka now."""
+    """The lab snapshot behind state.json, read from Kafka and the database now."""
     admin = shared_admin(client_config())
     topics = []
     for name in lab.topics:
@@ -277,15 +367,72 @@ def lab_state(*, lab: Lab) -> dict:
         except (KafkaRefused, KafkaUnavailable) as exc:
             partitions, error = [], str(exc)
         topics.append({"name": name, "partitions": partitions, "error": error})
+    orders_partitions = topics[0]["partitions"]
+    group = _group_state(lab=lab, admin=admin, partitions=orders_partitions)
     return {
         "lab": {"id": lab.pk, "name": lab.prefix},
         "cluster": {"bootstrap_servers": bootstrap_servers()},
         "topics": topics,
-        "groups": [],
-        "consumers": [],
-        "rebalances": [],
-        "outbox": {"sent": 0, "duplicates": 0, "missed": 0},
+        "groups": [group],
+        "consumers": [
+            {"name": c.name, "pid": c.pid, "status": c.status, "config": c.config, "last_error": c.last_error}
+            for c in lab.consumers.all()
+        ],
+        "rebalances": [
+            {
+                "trigger": r.trigger,
+                "started_at": r.started_at.isoformat(),
+                "ended_at": r.ended_at.isoformat() if r.ended_at else None,
+                "duration_ms": r.duration_ms,
+                "changes": r.changes,
+            }
+            for r in lab.rebalances.all()[:20]
+        ],
+        "outbox": outbox_summary(lab=lab, committed=group.get("committed", {})),
     }
+
+
+def _group_state(*, lab: Lab, admin, partitions: list[dict]) -> dict:
+    try:
+        description = kafka_groups.group_describe(admin, lab.group_id, lab.orders_topic)
+        committed = kafka_groups.group_committed(
+            admin, lab.group_id, lab.orders_topic, [p["partition"] for p in partitions]
+        )
+    except KafkaUnavailable as exc:
+        return {"id": lab.group_id, "error": str(exc)}
+    log_end = {p["partition"]: p["log_end"] for p in partitions}
+    return {
+        "id": lab.group_id,
+        "state": description.state,
+        "protocol": description.protocol,
+        "assignor": description.assignor,
+        "members": [
+            {"member_id": m.member_id, "consumer": m.client_id, "partitions": m.partitions} for m in description.members
+        ],
+        "committed": committed,
+        "lag": {p: max(0, log_end[p] - offset) for p, offset in committed.items() if log_end.get(p) is not None},
+    }
+
+
+def outbox_summary(*, lab: Lab, committed: dict[int, int]) -> dict:
+    """Emails sent, emails sent more than once, and records committed past but never emailed."""
+    sent = Counter(lab.emails.values_list("partition", "offset"))
+    duplicates = sum(count - 1 for count in sent.values() if count > 1)
+    missed = []
+    if committed:
+        try:
+            records = read_recent(lab.orders_topic, window=OUTBOX_WINDOW, config=client_config())
+        except KafkaUnavailable:
+            records = []
+        missed = [
+            {"partition": r.partition, "offset": r.offset}
+            for r in records
+            if r.offset < committed.get(r.partition, -1) and (r.partition, r.offset) not in sent
+        ]
+    return {"sent": sum(sent.values()), "duplicates": duplicates, "missed": len(missed), "missed_records": missed}
+
+
+OUTBOX_WINDOW = 2000
 
 
 @dataclass(frozen=True)

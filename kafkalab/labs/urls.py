@@ -14,4 +14,14 @@ urlpatterns = [
     path("labs/<int:lab_id>/orders/advance/", views.order_advance, name="order-advance"),
     path("labs/<int:lab_id>/partitions/", views.partitions_change, name="partitions"),
     path("labs/<int:lab_id>/events/<int:partition>/<int:offset>/", views.event_detail, name="event"),
+    path("labs/<int:lab_id>/consumers/", views.consumer_add, name="consumer-add"),
+    *[
+        path(
+            f"labs/<int:lab_id>/consumers/<slug:name>/{action}/",
+            views.consumer_action,
+            {"action": action},
+            name=f"consumer-{action}",
+        )
+        for action in ("stop", "kill", "restart")
+    ],
 ]

@@ -9,7 +9,14 @@ from django.views.decorators.http import require_GET, require_POST
 from kafkalab.labs import services
 from kafkalab.labs.access import lab_for_session, lab_grant, labs_owned
 from kafkalab.labs.events import sample_order
-from kafkalab.labs.forms import AdvanceForm, BurstForm, OrderForm, PartitionsForm, item_formset_class
+from kafkalab.labs.forms import (
+    AdvanceForm,
+    BurstForm,
+    ConsumerConfigForm,
+    OrderForm,
+    PartitionsForm,
+    item_formset_class,
+)
 from kafkalab.labs.models import Lab
 
 # htmx swaps these statuses too (see the htmx-config meta tag in base.html).
@@ -138,6 +145,7 @@ def _page_context(lab: Lab) -> dict:
         **_order_panel_context(lab),
         "partitions_form": PartitionsForm(initial={"partitions": services.lab_partition_count(lab=lab)}),
         "lane_window": settings.LAB_LANE_WINDOW,
+        "consumer_form": ConsumerConfigForm(initial=ConsumerConfigForm.defaults()),
     }
 
 
@@ -207,3 +215,50 @@ def _outcome_text(outcome: services.ProduceOutcome) -> str:
 def _redirect_with(request: HttpRequest, lab: Lab, text: str, *, ok: bool) -> HttpResponse:
     (messages.success if ok else messages.error)(request, text)
     return redirect("labs:detail", lab_id=lab.pk)
+
+
+# --- consumers ------------------------------------------------------------------------------
+
+
+@require_POST
+def consumer_add(request: HttpRequest, lab_id: int) -> HttpResponse:
+    lab = lab_for_session(request.session, lab_id)
+    form = ConsumerConfigForm(request.POST)
+    context = {"lab": lab, "consumer_form": form}
+    status = 200
+    if form.is_valid():
+        try:
+            consumer = services.consumer_add(lab=lab, config=form.cleaned_data)
+            context["notice"] = f"Starting {consumer.name}… it joins the group and Kafka rebalances."
+        except services.LabError as exc:
+            context["error"], status = str(exc), UNPROCESSABLE
+    else:
+        status = UNPROCESSABLE
+    if not request.htmx:
+        return _redirect_with(
+            request, lab, context.get("error") or context.get("notice") or "Check the form.", ok=status == 200
+        )
+    return render(request, "labs/lab.html#consumer-controls", context, status=status)
+
+
+@require_POST
+def consumer_action(request: HttpRequest, lab_id: int, name: str, action: str) -> HttpResponse:
+    lab = lab_for_session(request.session, lab_id)
+    act = {
+        "stop": (services.consumer_stop, f"Stopping {name}: it closes and leaves the group."),
+        "kill": (services.consumer_kill, f"Killed {name} with SIGKILL: the group waits for its session timeout."),
+        "restart": (services.consumer_restart, f"Restarting {name}…"),
+    }[action]
+    try:
+        act[0](lab=lab, name=name)
+        text, ok = act[1], True
+    except services.LabError as exc:
+        text, ok = str(exc), False
+    if not request.htmx:
+        return _redirect_with(request, lab, text, ok=ok)
+    return render(
+        request,
+        "labs/lab.html#consumer-notice",
+        {"notice": text if ok else None, "error": None if ok else text},
+        status=200 if ok else UNPROCESSABLE,
+    )

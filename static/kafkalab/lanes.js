@@ -14,6 +14,21 @@
     });
   }
 
+  // Fade what the group has committed; underline what its owner has read but not committed.
+  function markProgress() {
+    document.querySelectorAll(".lane").forEach(function (lane) {
+      const meta = lane.querySelector(".lane-meta");
+      if (!meta) return;
+      const committed = meta.dataset.committed === "" ? -1 : Number(meta.dataset.committed);
+      const position = meta.dataset.position === "" ? -1 : Number(meta.dataset.position);
+      lane.querySelectorAll(".event[data-offset]").forEach(function (box) {
+        const offset = Number(box.dataset.offset);
+        box.classList.toggle("is-committed", offset < committed);
+        box.classList.toggle("is-read", offset < position);
+      });
+    });
+  }
+
   function markSelected(event) {
     const box = event.target.closest && event.target.closest(".event[data-offset]");
     if (!box) return;
@@ -21,6 +36,6 @@
     box.classList.add("is-selected");
   }
 
-  document.addEventListener("htmx:wsAfterMessage", trimLanes);
+  document.addEventListener("htmx:wsAfterMessage", function () { trimLanes(); markProgress(); });
   document.addEventListener("click", markSelected);
 })();

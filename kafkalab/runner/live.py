@@ -1,0 +1,188 @@
+"""What the lab runner knows about one lab right now, from its consumer processes' reports.
+
+The supervisor (on the runner's event loop) writes it; the observer thread reads it to draw the
+page. Every access goes through `lock`; `version` grows on each change so the observer redraws
+only when something changed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+# Colours tie a consumer to its lanes; a lab has at most 8 consumers at once.
+PALETTE = ["#2b59c3", "#d9480f", "#2f9e44", "#ae3ec9", "#0c8599", "#e8590c", "#5c940d", "#c2255c"]
+
+# A rebalance is over once no consumer has reported a change for this long.
+REBALANCE_QUIET_SECONDS = 1.5
+
+
+@dataclass
+class ConsumerLive:
+    name: str
+    config: dict
+    status: str = "starting"
+    pid: int | None = None
+    assigned: list[int] = field(default_factory=list)
+    positions: dict[int, int] = field(default_factory=dict)  # next offset it will read
+    in_flight: set[tuple[int, int]] = field(default_factory=set)  # received, not yet emailed
+    last_error: str = ""
+    emailed: int = 0
+    colour: str = PALETTE[0]
+
+    @property
+    def live(self) -> bool:
+        return self.status in {"starting", "running", "stopping"}
+
+    @property
+    def partitions_attr(self) -> str:
+        return ",".join(str(p) for p in self.assigned)
+
+
+@dataclass
+class RebalanceLive:
+    trigger: str
+    started_at: float
+    last_change_at: float
+    changes: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    ended_at: float | None = None
+    record_id: int | None = None  # its row in the database, once saved
+
+    def note(self, consumer: str, kind: str, partitions: list[int], at: float) -> None:
+        entry = self.changes.setdefault(consumer, {"revoked": [], "assigned": [], "lost": []})
+        entry[kind] = sorted(set(entry[kind]) | set(partitions))
+        self.last_change_at = at
+
+    @property
+    def duration_ms(self) -> int | None:
+        return None if self.ended_at is None else int((self.ended_at - self.started_at) * 1000)
+
+    def as_changes(self) -> list[dict]:
+        return [{"consumer": name, **lists} for name, lists in sorted(self.changes.items())]
+
+
+@dataclass
+class Email:
+    consumer: str
+    partition: int
+    offset: int
+    order_id: str | None
+    event_type: str | None
+    at: float
+    duplicate: bool = False
+
+
+class LabLive:
+    def __init__(self, lab_id: int) -> None:
+        self.lab_id = lab_id
+        self.lock = threading.RLock()
+        self.version = 0
+        self.consumers: dict[str, ConsumerLive] = {}
+        self.rebalances: deque[RebalanceLive] = deque(maxlen=12)
+        self.open_rebalance: RebalanceLive | None = None
+        self._pending_trigger: tuple[str, float, float | None] | None = None
+        self.recent_emails: deque[Email] = deque(maxlen=25)
+        self.email_counts: Counter[tuple[int, int]] = Counter()
+        self.emails_sent = 0
+        self.unsaved_emails: list[Email] = []
+
+    def changed(self) -> None:
+        self.version += 1
+
+    # Consumers --------------------------------------------------------------------------------
+
+    def consumer(self, name: str, config: dict | None = None) -> ConsumerLive:
+        with self.lock:
+            live = self.consumers.get(name)
+            if live is None:
+                colour = PALETTE[len(self.consumers) % len(PALETTE)]
+                live = self.consumers[name] = ConsumerLive(name=name, config=config or {}, colour=colour)
+            elif config is not None:
+                live.config = config
+            return live
+
+    def owners(self) -> dict[int, ConsumerLive]:
+        """Which live consumer holds each partition, by its own last report."""
+        with self.lock:
+            return {p: c for c in self.consumers.values() if c.live for p in c.assigned}
+
+    # Rebalances -------------------------------------------------------------------------------
+
+    def expect_rebalance(self, trigger: str, *, at: float, starts_now: bool = False) -> None:
+        """The runner did something that will rebalance the group (add, stop, kill a consumer).
+        A kill starts the clock at once: the group only notices after the session timeout."""
+        with self.lock:
+            self._pending_trigger = (trigger, at, at if starts_now else None)
+
+    def note_assignment_change(self, consumer: str, kind: str, partitions: list[int], at: float) -> RebalanceLive:
+        with self.lock:
+            if self.open_rebalance is None:
+                trigger, started = "the group changed", at
+                if self._pending_trigger and at - self._pending_trigger[1] < 120:
+                    trigger, _, clock_start = self._pending_trigger
+                    started = clock_start or at
+                self._pending_trigger = None
+                self.open_rebalance = RebalanceLive(trigger=trigger, started_at=started, last_change_at=at)
+                self.rebalances.appendleft(self.open_rebalance)
+            self.open_rebalance.note(consumer, kind, partitions, at)
+            self.changed()
+            return self.open_rebalance
+
+    def close_quiet_rebalance(self, now: float | None = None) -> RebalanceLive | None:
+        """Close the open rebalance once it has been quiet for a moment; returns it when closed."""
+        now = time.time() if now is None else now
+        with self.lock:
+            current = self.open_rebalance
+            if current is None or now - current.last_change_at < REBALANCE_QUIET_SECONDS:
+                return None
+            current.ended_at = current.last_change_at
+            self.open_rebalance = None
+            self.changed()
+            return current
+
+    # Outbox -----------------------------------------------------------------------------------
+
+    def note_email(self, email: Email) -> None:
+        with self.lock:
+            key = (email.partition, email.offset)
+            self.email_counts[key] += 1
+            email.duplicate = self.email_counts[key] > 1
+            self.emails_sent += 1
+            self.recent_emails.appendleft(email)
+            self.unsaved_emails.append(email)
+            self.changed()
+
+    def take_unsaved_emails(self) -> list[Email]:
+        with self.lock:
+            emails, self.unsaved_emails = self.unsaved_emails, []
+            return emails
+
+    def load_emails(self, keys: list[tuple[int, int]]) -> None:
+        """Seed the counts from the database, so duplicates are judged across runner restarts."""
+        with self.lock:
+            self.email_counts = Counter(keys)
+            self.emails_sent = len(keys)
+
+    @property
+    def duplicates(self) -> int:
+        with self.lock:
+            return sum(count - 1 for count in self.email_counts.values() if count > 1)
+
+    def in_flight(self) -> set[tuple[int, int]]:
+        with self.lock:
+            return set().union(*(c.in_flight for c in self.consumers.values() if c.live))
+
+    def reset(self) -> None:
+        with self.lock:
+            self.rebalances.clear()
+            self.open_rebalance = None
+            self.recent_emails.clear()
+            self.email_counts.clear()
+            self.emails_sent = 0
+            self.unsaved_emails = []
+            for consumer in self.consumers.values():
+                consumer.positions.clear()
+                consumer.in_flight.clear()
+            self.changed()

@@ -15,7 +15,9 @@ This module needs only confluent-kafka, not Django: a consumer process starts fa
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import signal
 import sys
 import time
@@ -28,6 +30,7 @@ COMMIT_AFTER = "after"  # manual commit after processing: at-least-once
 COMMIT_BEFORE = "before"  # manual commit before processing: at-most-once
 
 STOP_DEADLINE_SECONDS = 10
+PR_SET_PDEATHSIG = 1
 
 CLASSIC = "classic"
 CONSUMER = "consumer"  # KIP-848
@@ -51,6 +54,7 @@ class ServiceSettings:
     commit_mode: str = COMMIT_AUTO
     isolation_level: str = "read_committed"
     auto_offset_reset: str = "earliest"
+    parent_pid: int | None = None  # the lab runner: this process ends when it does
     extra: dict[str, object] = field(default_factory=dict)
 
     def consumer_config(self) -> dict[str, object]:
@@ -66,6 +70,8 @@ class ServiceSettings:
             "enable.auto.offset.store": self.enable_auto_offset_store,
             # The processing delay is part of the lesson, not a reason to be thrown out.
             "max.poll.interval.ms": max(300_000, self.processing_delay_ms * 4),
+            # Notice added partitions within seconds (the default looks every 5 minutes).
+            "topic.metadata.refresh.interval.ms": 3000,
             "socket.connection.setup.timeout.ms": 3000,
         }
         if self.group_protocol == CLASSIC:
@@ -186,12 +192,26 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", errors="replace")
 
 
+def die_with_parent(parent_pid: int | None) -> None:
+    """Ask Linux to SIGTERM us when the lab runner dies, so no consumer outlives the app."""
+    if parent_pid is None:
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the runner reaps us on a clean stop
+        pass
+    if os.getppid() != parent_pid:  # the runner died before we asked
+        sys.exit(0)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m kafkalab.kafka.notification_service '<json settings>'", file=sys.stderr)
         return 2
     try:
         settings = ServiceSettings(**json.loads(argv[1]))
+        die_with_parent(settings.parent_pid)
         service = NotificationService(settings)
     except (TypeError, ValueError, KafkaException) as exc:
         report("error", message=f"could not start: {exc}", fatal=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -21,16 +21,8 @@ from kafkalab.runner.live import Email, LabLive
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1
 STOP_GRACE_SECONDS = 15.0
 ERROR_TEXT_LIMIT = 500
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: if the runner dies, the kernel sends SIGTERM to the child,
-    which then leaves its group and exits. No orphan consumer survives the app."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Supervisor:
@@ -59,7 +51,6 @@ class Supervisor:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             await self._set_status(name, "crashed", error=f"could not start the process: {exc}")
@@ -125,6 +116,8 @@ class Supervisor:
             "topic": lab.orders_topic,
             "group_id": lab.group_id,
             "client": client_config(),
+            # The child asks Linux to end it when this process dies: no orphans, ever.
+            "parent_pid": os.getpid(),
             **config,
         }
 

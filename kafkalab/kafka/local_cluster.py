@@ -297,11 +297,12 @@ class LocalCluster:
             self._format(java, nodes)
         to_start = [node for node in nodes if node.node_id not in running]
         self._check_ports_free(to_start)
-        processes = {node.node_id: self._spawn(java, node) for node in to_start}
         bootstrap = self.bootstrap_servers(brokers)
         try:
+            processes = {node.node_id: self._spawn(java, node) for node in to_start}
             self._wait_until_ready(bootstrap, nodes, processes, timeout=timeout)
-        except KafkaSetupError:
+        except (KafkaSetupError, KeyboardInterrupt):
+            # Ctrl-C (or serve's SIGTERM) while waiting must not orphan the JVMs just spawned.
             self._stop_nodes(to_start, grace=5.0)
             raise
         return UpResult(bootstrap_servers=bootstrap, started=[n.node_id for n in to_start])

@@ -232,12 +232,17 @@ class ProduceBudget:
 produce_budget = ProduceBudget()
 
 
+def _kib(size: int) -> str:
+    # One decimal, so a limit under 1 KiB never reads "at most 0 KiB".
+    return f"{size / 1024:.1f}".removesuffix(".0")
+
+
 def _send(*, lab: Lab, records: list[OutgoingRecord]) -> SendResult:
     for record in records:
         if len(record.value) > settings.LAB_MAX_PAYLOAD_BYTES:
             raise LabError(
-                f"This event is {len(record.value) / 1024:.1f} KiB; a lab accepts at most "
-                f"{settings.LAB_MAX_PAYLOAD_BYTES / 1024:.0f} KiB per event. Nothing was sent."
+                f"This event is {_kib(len(record.value))} KiB; a lab accepts at most "
+                f"{_kib(settings.LAB_MAX_PAYLOAD_BYTES)} KiB per event. Nothing was sent."
             )
     produce_budget.take(lab.pk, len(records))
     return shared_producer(client_config()).send(lab.orders_topic, records)

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from kafkalab.labs import services
 from kafkalab.labs.access import lab_for_session, lab_grant, labs_owned
+from kafkalab.labs.concurrency import off_shared_thread
 from kafkalab.labs.events import sample_order
 from kafkalab.labs.forms import (
     AdvanceForm,
@@ -24,6 +25,7 @@ UNPROCESSABLE = 422
 UNAVAILABLE = 503
 
 
+@off_shared_thread
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """First visit: a lab of your own. Later visits: back to it."""
@@ -38,18 +40,21 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("labs:detail", lab_id=lab.pk)
 
 
+@off_shared_thread
 @require_GET
 def lab_detail(request: HttpRequest, lab_id: int) -> HttpResponse:
     lab = lab_for_session(request.session, lab_id)
     return render(request, "labs/lab.html", _page_context(lab))
 
 
+@off_shared_thread
 @require_GET
 def lab_state(request: HttpRequest, lab_id: int) -> JsonResponse:
     lab = lab_for_session(request.session, lab_id)
     return JsonResponse(services.lab_state(lab=lab), json_dumps_params={"indent": 2})
 
 
+@off_shared_thread
 @require_POST
 def lab_reset(request: HttpRequest, lab_id: int) -> HttpResponse:
     lab = lab_for_session(request.session, lab_id)
@@ -61,6 +66,7 @@ def lab_reset(request: HttpRequest, lab_id: int) -> HttpResponse:
     return redirect("labs:detail", lab_id=lab.pk)
 
 
+@off_shared_thread
 @require_POST
 def order_create(request: HttpRequest, lab_id: int) -> HttpResponse:
     lab = lab_for_session(request.session, lab_id)
@@ -85,6 +91,7 @@ def order_create(request: HttpRequest, lab_id: int) -> HttpResponse:
     )
 
 
+@off_shared_thread
 @require_POST
 def orders_burst(request: HttpRequest, lab_id: int) -> HttpResponse:
     lab = lab_for_session(request.session, lab_id)
@@ -94,6 +101,7 @@ def orders_burst(request: HttpRequest, lab_id: int) -> HttpResponse:
     return _produce(request, lab, lambda: services.orders_burst(lab=lab, **form.cleaned_data), burst_form=form)
 
 
+@off_shared_thread
 @require_POST
 def order_advance(request: HttpRequest, lab_id: int) -> HttpResponse:
     lab = lab_for_session(request.session, lab_id)
@@ -103,6 +111,7 @@ def order_advance(request: HttpRequest, lab_id: int) -> HttpResponse:
     return _produce(request, lab, lambda: services.order_advance(lab=lab, order_id=form.cleaned_data["order_id"]))
 
 
+@off_shared_thread
 @require_POST
 def partitions_change(request: HttpRequest, lab_id: int) -> HttpResponse:
     lab = lab_for_session(request.session, lab_id)
@@ -123,6 +132,7 @@ def partitions_change(request: HttpRequest, lab_id: int) -> HttpResponse:
     return render(request, "labs/lab.html#topic-controls", context, status=status)
 
 
+@off_shared_thread
 @require_GET
 def event_detail(request: HttpRequest, lab_id: int, partition: int, offset: int) -> HttpResponse:
     lab = lab_for_session(request.session, lab_id)
@@ -220,6 +230,7 @@ def _redirect_with(request: HttpRequest, lab: Lab, text: str, *, ok: bool) -> Ht
 # --- consumers ------------------------------------------------------------------------------
 
 
+@off_shared_thread
 @require_POST
 def consumer_add(request: HttpRequest, lab_id: int) -> HttpResponse:
     lab = lab_for_session(request.session, lab_id)
@@ -241,6 +252,7 @@ def consumer_add(request: HttpRequest, lab_id: int) -> HttpResponse:
     return render(request, "labs/lab.html#consumer-controls", context, status=status)
 
 
+@off_shared_thread
 @require_POST
 def consumer_action(request: HttpRequest, lab_id: int, name: str, action: str) -> HttpResponse:
     lab = lab_for_session(request.session, lab_id)

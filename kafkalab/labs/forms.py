@@ -119,7 +119,3 @@ class ConsumerConfigForm(forms.Form):
             # Manual commits only make sense with auto-commit off; say so rather than guess.
             data["enable_auto_commit"] = False
         return data
-
-    @classmethod
-    def defaults(cls) -> dict:
-        return {name: field.initial for name, field in cls.base_fields.items()}

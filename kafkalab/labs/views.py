@@ -18,7 +18,7 @@ from kafkalab.labs.forms import (
     PartitionsForm,
     item_formset_class,
 )
-from kafkalab.labs.models import Lab
+from kafkalab.labs.models import Lab, LabOrder
 
 # htmx swaps these statuses too (see the htmx-config meta tag in base.html).
 UNPROCESSABLE = 422
@@ -87,7 +87,7 @@ def order_create(request: HttpRequest, lab_id: int) -> HttpResponse:
         request,
         lab,
         lambda: services.order_create(lab=lab, items=item_rows, **form.cleaned_data),
-        keep_form=(form, items),
+        keep={"order_form": form, "items": items},
     )
 
 
@@ -98,7 +98,9 @@ def orders_burst(request: HttpRequest, lab_id: int) -> HttpResponse:
     form = BurstForm(request.POST)
     if not form.is_valid():
         return _order_panel(request, lab, burst_form=form, status=UNPROCESSABLE)
-    return _produce(request, lab, lambda: services.orders_burst(lab=lab, **form.cleaned_data), burst_form=form)
+    return _produce(
+        request, lab, lambda: services.orders_burst(lab=lab, **form.cleaned_data), keep={"burst_form": form}
+    )
 
 
 @off_shared_thread
@@ -155,7 +157,7 @@ def _page_context(lab: Lab) -> dict:
         **_order_panel_context(lab),
         "partitions_form": PartitionsForm(initial={"partitions": services.lab_partition_count(lab=lab)}),
         "lane_window": settings.LAB_LANE_WINDOW,
-        "consumer_form": ConsumerConfigForm(initial=ConsumerConfigForm.defaults()),
+        "consumer_form": ConsumerConfigForm(),
     }
 
 
@@ -173,7 +175,7 @@ def _order_panel_context(lab: Lab, **overrides) -> dict:
             ],
         ),
         "burst_form": BurstForm(),
-        "recent_orders": lab.orders.exclude(status="OrderShipped")[:5],
+        "recent_orders": lab.orders.exclude(status=LabOrder.Status.SHIPPED)[:5],
     }
     context.update(overrides)
     return context
@@ -192,28 +194,24 @@ def _with_extra_row(request: HttpRequest):
 
 
 def _order_panel(request: HttpRequest, lab: Lab, *, status: int = 200, **overrides) -> HttpResponse:
-    overrides = {k: v for k, v in overrides.items() if v is not None}
     return render(request, "labs/lab.html#order-panel", _order_panel_context(lab, **overrides), status=status)
 
 
-def _produce(request: HttpRequest, lab: Lab, action, *, keep_form=None, burst_form=None) -> HttpResponse:
-    """Run a produce action and report exactly what Kafka acknowledged."""
-    overrides = {}
+def _produce(request: HttpRequest, lab: Lab, action, *, keep: dict | None = None) -> HttpResponse:
+    """Run a produce action and report exactly what Kafka acknowledged. `keep` holds the forms
+    to show again, as typed, when not everything was written."""
+    keep = keep or {}
     try:
         outcome = action()
     except services.LabError as exc:
-        if keep_form:
-            overrides.update(order_form=keep_form[0], items=keep_form[1])
         if not request.htmx:
             return _redirect_with(request, lab, str(exc), ok=False)
-        return _order_panel(request, lab, error=str(exc), status=UNPROCESSABLE, burst_form=burst_form, **overrides)
-    if outcome.failed and keep_form:
-        overrides.update(order_form=keep_form[0], items=keep_form[1])
+        return _order_panel(request, lab, error=str(exc), status=UNPROCESSABLE, **keep)
     if not request.htmx:
-        text = _outcome_text(outcome)
-        return _redirect_with(request, lab, text, ok=not outcome.failed)
-    status = 200 if not outcome.failed else UNAVAILABLE
-    return _order_panel(request, lab, outcome=outcome, status=status, burst_form=burst_form, **overrides)
+        return _redirect_with(request, lab, _outcome_text(outcome), ok=not outcome.failed)
+    if outcome.failed:
+        return _order_panel(request, lab, outcome=outcome, status=UNAVAILABLE, **keep)
+    return _order_panel(request, lab, outcome=outcome)
 
 
 def _outcome_text(outcome: services.ProduceOutcome) -> str:

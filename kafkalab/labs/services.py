@@ -86,6 +86,7 @@ def lab_reset(*, lab: Lab) -> None:
     lab.orders.all().delete()
     lab.emails.all().delete()
     lab.rebalances.all().delete()
+    lab.consumers.all().delete()
     lab_topics_ensure(lab=lab)
     runner_notify(lab=lab, command="lab.reset")
 

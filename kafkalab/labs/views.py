@@ -60,7 +60,11 @@ def lab_reset(request: HttpRequest, lab_id: int) -> HttpResponse:
     lab = lab_for_session(request.session, lab_id)
     try:
         services.lab_reset(lab=lab)
-        messages.success(request, "Lab reset: its topics were deleted and created afresh, with 4 empty partitions.")
+        messages.success(
+            request,
+            "Lab reset: its consumers were stopped and removed, and its topic and group were deleted "
+            "and created afresh, with 4 empty partitions.",
+        )
     except services.LabError as exc:
         messages.error(request, str(exc))
     return redirect("labs:detail", lab_id=lab.pk)

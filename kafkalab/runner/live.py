@@ -182,7 +182,5 @@ class LabLive:
             self.email_counts.clear()
             self.emails_sent = 0
             self.unsaved_emails = []
-            for consumer in self.consumers.values():
-                consumer.positions.clear()
-                consumer.in_flight.clear()
+            self.consumers.clear()  # the reset removed them (after stopping their processes)
             self.changed()

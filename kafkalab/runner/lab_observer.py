@@ -138,7 +138,8 @@ class LabObserver:
     def _loop_until_stopped(self, tail: TopicTail) -> None:
         fresh: list[EventView] = []
         last_flush = last_poll = last_panels = time.monotonic()
-        while not self._stop.is_set():
+        # A closed loop means its runner is gone; a quiet lab would otherwise never push and notice.
+        while not self._stop.is_set() and not self._loop.is_closed():
             for record in tail.poll(max_records=2000, timeout=0.05):
                 fresh.append(self._add(record))
             now = time.monotonic()

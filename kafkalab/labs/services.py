@@ -69,6 +69,8 @@ def lab_topics_ensure(*, lab: Lab) -> None:
                 # With 3 replicas, acks=all still succeeds with one broker down.
                 config={"min.insync.replicas": str(min(2, replication))},
             )
+            # The producer may still hold a deleted namesake's partition count (6 before a reset, say).
+            shared_producer(client_config()).partitions_refresh(lab.orders_topic, expected=INITIAL_PARTITIONS)
     except (KafkaUnavailable, KafkaRefused) as exc:
         raise LabError(f"Kafka could not create this lab's topics: {exc}") from exc
 

@@ -82,6 +82,7 @@ class LabLive:
         self.consumers: dict[str, ConsumerLive] = {}
         self.rebalances: deque[RebalanceLive] = deque(maxlen=12)
         self.open_rebalance: RebalanceLive | None = None
+        self.unsaved_rebalances: list[RebalanceLive] = []  # closed, not yet in the database
         self._pending_trigger: tuple[str, float, float | None] | None = None
         self.recent_emails: deque[Email] = deque(maxlen=25)
         self.email_counts: Counter[tuple[int, int]] = Counter()
@@ -114,6 +115,9 @@ class LabLive:
         """The runner did something that will rebalance the group (add, stop, kill a consumer).
         A kill starts the clock at once: the group only notices after the session timeout."""
         with self.lock:
+            # A new cause is a new rebalance, even if the last one has not gone quiet yet.
+            if self.open_rebalance is not None:
+                self._close_open_rebalance()
             self._pending_trigger = (trigger, at, at if starts_now else None)
 
     def note_assignment_change(self, consumer: str, kind: str, partitions: list[int], at: float) -> RebalanceLive:
@@ -130,17 +134,25 @@ class LabLive:
             self.changed()
             return self.open_rebalance
 
-    def close_quiet_rebalance(self, now: float | None = None) -> RebalanceLive | None:
-        """Close the open rebalance once it has been quiet for a moment; returns it when closed."""
+    def close_quiet_rebalance(self, now: float | None = None) -> None:
+        """Close the open rebalance once it has been quiet for a moment."""
         now = time.time() if now is None else now
         with self.lock:
             current = self.open_rebalance
-            if current is None or now - current.last_change_at < REBALANCE_QUIET_SECONDS:
-                return None
-            current.ended_at = current.last_change_at
-            self.open_rebalance = None
-            self.changed()
-            return current
+            if current is not None and now - current.last_change_at >= REBALANCE_QUIET_SECONDS:
+                self._close_open_rebalance()
+
+    def _close_open_rebalance(self) -> None:
+        current = self.open_rebalance
+        current.ended_at = current.last_change_at
+        self.open_rebalance = None
+        self.unsaved_rebalances.append(current)
+        self.changed()
+
+    def take_closed_rebalances(self) -> list[RebalanceLive]:
+        with self.lock:
+            closed, self.unsaved_rebalances = self.unsaved_rebalances, []
+            return closed
 
     # Outbox -----------------------------------------------------------------------------------
 
@@ -178,6 +190,7 @@ class LabLive:
         with self.lock:
             self.rebalances.clear()
             self.open_rebalance = None
+            self.unsaved_rebalances = []
             self.recent_emails.clear()
             self.email_counts.clear()
             self.emails_sent = 0

@@ -219,11 +219,12 @@ class Supervisor:
     async def persist(self) -> None:
         """Write what the page has shown to the database: emails, finished rebalances."""
         emails = self.live.take_unsaved_emails()
-        closed = self.live.close_quiet_rebalance()
+        self.live.close_quiet_rebalance()
+        closed = self.live.take_closed_rebalances()
         if emails:
             await _save_emails(self.lab_id, emails)
-        if closed is not None:
-            await _save_rebalance(self.lab_id, closed)
+        for rebalance in closed:
+            await _save_rebalance(self.lab_id, rebalance)
 
 
 def _last_line(text: str) -> str:

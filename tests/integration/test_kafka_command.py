@@ -1,0 +1,125 @@
+"""`python manage.py kafka …` as a user runs it: a child process with the project's settings."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import psutil
+
+from kafkalab.kafka.admin import broker_ids
+from tests.integration.conftest import cluster_processes, manage, manage_env, pid_files
+
+# Above the ephemeral port range, apart from the other integration tests' ports.
+COMMAND_PORTS = 61592
+EXTERNAL_PORTS = 61692
+NO_JAVA_PORTS = 61792
+
+
+def status_json(env: dict[str, str]) -> dict:
+    result = manage("kafka", "status", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_kafka_up_status_and_down(make_cluster):
+    cluster = make_cluster(COMMAND_PORTS)
+    env = manage_env(cluster)
+
+    before = status_json(env)
+    assert before == {
+        "mode": "local",
+        "bootstrap_servers": "",
+        "kafka_version": before["kafka_version"],
+        "brokers": [],
+    }
+    assert before["kafka_version"].startswith("4.")
+
+    up = manage("kafka", "up", "--brokers", "1", env=env)
+    assert up.returncode == 0, up.stderr
+    assert "Started node(s) 1." in up.stdout
+    assert "Kafka is ready at 127.0.0.1:61592" in up.stdout
+
+    status = status_json(env)
+    assert status["mode"] == "local"
+    assert status["bootstrap_servers"] == "127.0.0.1:61592"
+    [broker] = status["brokers"]
+    assert set(broker) == {"node_id", "pid", "port", "controller_port", "alive"}
+    assert (broker["node_id"], broker["port"], broker["controller_port"], broker["alive"]) == (1, 61592, 61593, True)
+    assert "kafka.Kafka" in psutil.Process(broker["pid"]).cmdline()
+    assert [p.pid for p in cluster_processes(cluster)] == [broker["pid"]]
+    assert broker_ids(status["bootstrap_servers"]) == {1}
+
+    text = manage("kafka", "status", env=env)
+    assert text.returncode == 0, text.stderr
+    assert "mode: local   bootstrap servers: 127.0.0.1:61592" in text.stdout
+    assert f"node 1  port 61592  controller 61593  pid {broker['pid']}  alive" in text.stdout
+
+    again = manage("kafka", "up", "--brokers", "1", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "Cluster already up; nothing started." in again.stdout
+    assert status_json(env)["brokers"][0]["pid"] == broker["pid"]
+
+    down = manage("kafka", "down", env=env)
+    assert down.returncode == 0, down.stderr
+    assert "Stopped node(s) 1." in down.stdout
+    assert cluster_processes(cluster) == []
+    assert pid_files(cluster) == []
+    assert status_json(env)["brokers"] == [
+        {"node_id": 1, "pid": None, "port": 61592, "controller_port": 61593, "alive": False}
+    ]
+
+    down_again = manage("kafka", "down", env=env)
+    assert down_again.returncode == 0, down_again.stderr
+    assert "No local broker was running." in down_again.stdout
+
+
+def test_kafka_up_with_too_many_brokers_is_refused(make_cluster):
+    cluster = make_cluster(COMMAND_PORTS + 50)
+    result = manage("kafka", "up", "--brokers", "10", env=manage_env(cluster))
+    assert result.returncode != 0
+    assert "at most 9 brokers" in result.stderr
+    assert not cluster.cluster_dir.exists()
+
+
+def test_external_bootstrap_servers_start_nothing(make_cluster):
+    cluster = make_cluster(EXTERNAL_PORTS)
+    env = manage_env(cluster, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{EXTERNAL_PORTS + 99}")
+
+    up = manage("kafka", "up", "--brokers", "1", env=env)
+    assert up.returncode == 0, up.stderr
+    assert f"KAFKA_BOOTSTRAP_SERVERS is set: using 127.0.0.1:{EXTERNAL_PORTS + 99}" in up.stdout
+    assert "no local broker started" in up.stdout
+    assert cluster_processes(cluster) == []
+    assert not cluster.root.exists()
+
+    assert status_json(env) == {
+        "mode": "external",
+        "bootstrap_servers": f"127.0.0.1:{EXTERNAL_PORTS + 99}",
+        "brokers": [],
+    }
+
+    down = manage("kafka", "down", env=env)
+    assert down.returncode == 0, down.stderr
+    assert "no local broker to stop" in down.stdout
+    assert not cluster.root.exists()
+
+
+def test_kafka_up_without_java_says_what_to_install(make_cluster, tmp_path):
+    cluster = make_cluster(NO_JAVA_PORTS)
+    # A PATH with Python on it and nothing else: no java, no mvn.
+    bin_dir = tmp_path / "bin-without-java"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = manage_env(cluster, PATH=str(bin_dir))
+    env.pop("JAVA_HOME", None)
+
+    result = manage("kafka", "up", "--brokers", "1", env=env)
+
+    assert result.returncode != 0
+    assert "Java 17 or newer is needed" in result.stderr
+    assert "sudo apt-get install openjdk-17-jdk-headless" in result.stderr
+    assert "docker compose up" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not cluster.cluster_dir.exists()
+    assert cluster_processes(cluster) == []

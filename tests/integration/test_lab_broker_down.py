@@ -1,0 +1,40 @@
+"""Producing while the only broker is down: the learner is told, and nothing acknowledged is lost."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from kafkalab.labs.models import LabOrder
+from tests.factories import lab_open, order_form_data
+from tests.integration.lab_support import CLUSTER_UP_TIMEOUT, Learner, read_topic, text
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_broker_down_while_producing_is_reported_and_loses_nothing_acknowledged(lone_broker):
+    client = Client()
+    learner = Learner(client=client, lab_id=lab_open(client))
+    acknowledged = [f"before-outage-{n}" for n in range(3)]
+    for order_id in acknowledged:
+        response = learner.post("orders/", order_form_data(order_id=order_id))
+        assert response.status_code == 200, text(response)
+        assert "Kafka acknowledged it" in text(response)
+
+    lone_broker.down()
+    failed = learner.post("orders/", order_form_data(order_id="during-outage"))
+
+    assert failed.status_code == 503, text(failed)
+    assert "Kafka acknowledged 0 of 1 event(s). 1 failed:" in text(failed)
+    assert "Nothing was written." in text(failed)
+    assert 'value="during-outage"' in text(failed), "the form keeps the order, ready to send again"
+    assert not LabOrder.objects.filter(lab_id=learner.lab_id, order_id="during-outage").exists()
+
+    lone_broker.up(1, timeout=CLUSTER_UP_TIMEOUT)
+    ids = [r.body["orderId"] for r in read_topic(lone_broker.bootstrap_servers(), learner.topic)]
+    assert sorted(ids) == sorted(acknowledged)
+
+    # Back up, the same order goes through.
+    retried = learner.post("orders/", order_form_data(order_id="during-outage"))
+    assert retried.status_code == 200, text(retried)
+    assert LabOrder.objects.filter(lab_id=learner.lab_id, order_id="during-outage").exists()

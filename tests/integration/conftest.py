@@ -7,19 +7,29 @@ stopped afterwards, and the teardown checks that no broker of that cluster is le
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psutil
 import pytest
+from channels.layers import channel_layers
+from confluent_kafka.admin import AdminClient
 from django.conf import settings
+from django.db import connection
+from django.test import Client
 
 from kafkalab.kafka.local_cluster import LocalCluster
+from kafkalab.labs.models import Lab
+from tests.factories import lab_open
+from tests.integration.lab_support import CLUSTER_UP_TIMEOUT, Learner, observer_threads
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # A bound on waiting for readiness, not an expectation of how long it takes.
@@ -110,3 +120,76 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# === The live lab (issue 3): fixtures for tests/integration/test_lab_*.py =====================
+# Labs are opened as a learner opens them (GET /), on the suite's cluster, with lab ids no other
+# pytest run uses; their topics are deleted afterwards, and no lab observer outlives its test.
+
+
+@pytest.fixture
+def lab_ids_apart(db) -> None:
+    """Start this test's lab ids at a random height: runs share the suite's cluster, and a lab's
+    topic is named after its id, so two runs counting from 1 would wipe each other's topics."""
+    table, base = Lab._meta.db_table, random.SystemRandom().randrange(10**6, 10**9)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [table, base])
+        else:
+            assert connection.vendor == "sqlite", connection.vendor
+            cursor.execute("DELETE FROM sqlite_sequence WHERE name = %s", [table])
+            cursor.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, base])
+
+
+@pytest.fixture
+def lab_channel_layers() -> Iterator[None]:
+    """A fresh InMemoryChannelLayer for each test, so it binds to that test's event loop.
+
+    Torn down after the test's event loop is closed: by then every lab observer must have stopped.
+    """
+    channel_layers.backends = {}
+    yield
+    channel_layers.backends = {}
+    deadline = time.monotonic() + 15
+    while observer_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert observer_threads() == [], "lab observers outlived the event loop they pushed to"
+
+
+@pytest.fixture
+def open_lab(kafka_cluster: LocalCluster, lab_ids_apart, lab_channel_layers) -> Iterator[Callable[[Client], int]]:
+    """open_lab(client) → the id of a new lab bound to the client's session, on the suite's cluster."""
+    opened: list[int] = []
+
+    def open_(client: Client) -> int:
+        opened.append(lab_open(client))
+        return opened[-1]
+
+    yield open_
+    if opened:
+        admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap_servers()})
+        for future in admin.delete_topics([f"lab-{lab_id}.orders" for lab_id in opened]).values():
+            # Already gone (a test may delete it) or Kafka is busy: a leftover topic is harmless.
+            with contextlib.suppress(Exception):
+                future.result(timeout=30)
+
+
+@pytest.fixture
+def learner(open_lab) -> Learner:
+    """A learner's browser session and the lab it got on its first visit."""
+    client = Client()
+    return Learner(client=client, lab_id=open_lab(client))
+
+
+@pytest.fixture
+def lone_broker(tmp_path_factory, settings, lab_ids_apart, lab_channel_layers) -> Iterator[LocalCluster]:
+    """A 1-broker cluster of its own (a test may stop it), with the app pointed at it."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("lone-broker"), port_base=39592, libs_dir=settings.KAFKA_LIBS_DIR)
+    settings.KAFKA_LOCAL_DIR = cluster.root
+    settings.KAFKA_LOCAL_PORT_BASE = cluster.port_base
+    settings.KAFKA_LOCAL_BROKERS = 1
+    try:
+        cluster.up(1, timeout=CLUSTER_UP_TIMEOUT)
+        yield cluster
+    finally:
+        cluster.down()

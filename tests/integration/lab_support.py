@@ -198,7 +198,8 @@ async def lab_socket_open(lab_id: int, *, session_id: str) -> AsyncIterator[Webs
         assert connected, f"the lab's websocket was refused with code {detail}"
         yield socket
     finally:
-        await socket.disconnect()
+        if not socket.future.done():  # a receive that timed out has already cancelled the app
+            await socket.disconnect()
 
 
 async def receive_until(socket: WebsocketCommunicator, wanted: Callable[[str], bool], what: str) -> str:

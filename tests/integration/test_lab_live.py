@@ -23,7 +23,12 @@ async def kcat_produce(bootstrap: str, topic: str, *, key: str, value: bytes) ->
         "kcat", "-P", "-b", bootstrap, "-t", topic, "-k", key,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    _, errors = await asyncio.wait_for(kcat.communicate(value), timeout=60)
+    try:
+        _, errors = await asyncio.wait_for(kcat.communicate(value), timeout=60)
+    except TimeoutError:
+        kcat.kill()
+        await kcat.wait()
+        raise
     assert kcat.returncode == 0, errors.decode()
 
 

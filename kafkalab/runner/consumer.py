@@ -50,7 +50,7 @@ class LabRunner(AsyncConsumer):
     async def dispatch(self, message: dict) -> None:
         if not self._started:
             self._started = True
-            await _forget_processes_of_a_previous_run()
+            await forget_processes_of_a_previous_run()
             asyncio.get_running_loop().create_task(self._persist_forever(), name="runner-persist")
         await super().dispatch(message)
 
@@ -158,7 +158,7 @@ class LabRunner(AsyncConsumer):
 
 
 @database_sync_to_async
-def _forget_processes_of_a_previous_run() -> None:
+def forget_processes_of_a_previous_run() -> None:
     """Processes die with the runner that started them, so a fresh runner owns none."""
     live = [
         NotificationConsumer.Status.STARTING,

@@ -78,9 +78,14 @@ class ServiceSettings:
             # KIP-848 moves these to the broker: setting them there is a configuration error.
             config["partition.assignment.strategy"] = self.assignment_strategy
             config["session.timeout.ms"] = self.session_timeout_ms
-            config["heartbeat.interval.ms"] = max(100, min(3000, self.session_timeout_ms // 3))
+            config["heartbeat.interval.ms"] = heartbeat_interval_ms(self.session_timeout_ms)
         config.update(self.extra)
         return config
+
+
+def heartbeat_interval_ms(session_timeout_ms: int) -> int:
+    """Classic protocol: a member learns of a rebalance at its next heartbeat, this often."""
+    return max(100, min(3000, session_timeout_ms // 3))
 
 
 def report(event: str, **fields: object) -> None:

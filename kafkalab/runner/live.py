@@ -12,11 +12,15 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from kafkalab.kafka.notification_service import CLASSIC, heartbeat_interval_ms
+
 # Colours tie a consumer to its lanes; a lab has at most 8 consumers at once.
 PALETTE = ["#2b59c3", "#d9480f", "#2f9e44", "#ae3ec9", "#0c8599", "#e8590c", "#5c940d", "#c2255c"]
 
-# A rebalance is over once no consumer has reported a change for this long.
+# A rebalance is over once no consumer has reported a change for this long (and for longer than
+# a live member's heartbeat interval, since that is when it learns that the group rebalances).
 REBALANCE_QUIET_SECONDS = 1.5
+HEARTBEAT_MARGIN_SECONDS = 0.5
 
 
 @dataclass
@@ -139,8 +143,16 @@ class LabLive:
         now = time.time() if now is None else now
         with self.lock:
             current = self.open_rebalance
-            if current is not None and now - current.last_change_at >= REBALANCE_QUIET_SECONDS:
+            if current is not None and now - current.last_change_at >= self._quiet_seconds():
                 self._close_open_rebalance()
+
+    def _quiet_seconds(self) -> float:
+        heartbeats = [
+            heartbeat_interval_ms(c.config.get("session_timeout_ms", 10_000)) / 1000 + HEARTBEAT_MARGIN_SECONDS
+            for c in self.consumers.values()
+            if c.live and c.config.get("group_protocol", CLASSIC) == CLASSIC
+        ]
+        return max([REBALANCE_QUIET_SECONDS, *heartbeats])
 
     def _close_open_rebalance(self) -> None:
         current = self.open_rebalance

@@ -62,7 +62,10 @@ class TopicTail:
 
     def refresh_partitions(self) -> list[int]:
         """Start reading partitions that appeared since the last call. Returns the new ones."""
-        metadata = self._consumer.list_topics(topic=self.topic, timeout=5)
+        try:
+            metadata = self._consumer.list_topics(topic=self.topic, timeout=5)
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"Kafka did not list the partitions of {self.topic}: {exc}") from exc
         topic = metadata.topics.get(self.topic)
         if topic is None or topic.error is not None:
             return []

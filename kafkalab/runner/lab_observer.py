@@ -187,7 +187,10 @@ class LabObserver:
 
     def _sync(self, tail: TopicTail) -> bool:
         """Poll partitions, watermarks and the group. True when the set of lanes changed."""
-        added = tail.refresh_partitions()
+        try:
+            added = tail.refresh_partitions()
+        except KafkaUnavailable:  # a broker down or slow: keep tailing what we have, look again next round
+            added = []
         marks = tail.watermarks()
         group, committed, error = self._poll_group(tail.partitions)
         with self._lock:

@@ -1,0 +1,548 @@
+"""Driving a real kafkalab server as a learner's browser does, and watching what it starts.
+
+- `Server`: kafkalab under daphne in a subprocess, on a database of its own; the lab runner and
+  the NotificationService processes it starts live in that daphne, as under `make run`.
+- `Browser`: HTTP with the session and CSRF cookies a browser keeps; `Lab`: one learner's lab.
+- `LabSocket`: the lab's websocket, read as the page reads it (consumer cards, outbox, lanes).
+- `service_processes`: the consumer processes on this machine that this test run started.
+
+Everything here only observes or drives the app from outside: Kafka's own view comes from an
+AdminClient in the test, not from the app's state.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.cookiejar
+import json
+import os
+import random
+import re
+import signal
+import socket
+import sqlite3
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+import psutil
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from kafkalab.kafka.errors import KafkaUnavailable
+from kafkalab.kafka.groups import GroupDescription, group_committed, group_describe
+from tests.conftest import REPO_ROOT, free_port, server_env
+
+T = TypeVar("T")
+
+# Bounds on waiting, not expectations of speed: the machine may be busy with other test runs.
+WAIT = 60.0
+HTTP_TIMEOUT = 60.0
+START_TIMEOUT = 60.0
+SERVICE_MODULE = "kafkalab.kafka.notification_service"
+PARTITIONS = 4
+
+# Every daphne this test run started: their consumer processes are ours, even once orphaned.
+SERVER_PIDS: set[int] = set()
+
+
+def wait_for(probe: Callable[[], T], what: str, *, timeout: float = WAIT, every: float = 0.2) -> T:
+    """The first truthy value `probe` returns; fails when none comes within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:.0f}s (last seen: {value!r})"
+        time.sleep(every)
+
+
+# --- The server -------------------------------------------------------------------------------
+
+
+class Server:
+    """kafkalab under daphne, on a database of its own that survives a restart of the server."""
+
+    def __init__(self, root: Path, **env: str) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.db = root / "db.sqlite3"
+        self.env = server_env(DATABASE_URL=f"sqlite:///{self.db}", **env)
+        self.process: subprocess.Popen | None = None
+        self.port: int | None = None
+        self.log_path = root / "daphne.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> Server:
+        if not self.db.exists():
+            self._migrate()
+        self.port = free_port()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "kafkalab.asgi:application"],
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        SERVER_PIDS.add(self.process.pid)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert self.process.poll() is None, f"daphne exited with {self.process.returncode}:\n{self.log_tail()}"
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return self
+            assert time.monotonic() < deadline, f"daphne did not listen within {START_TIMEOUT:.0f}s"
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup of any kind runs in the server."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def _migrate(self) -> None:
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=self.env, check=True, timeout=120
+        )
+        # Lab topics are named after lab ids, and other test runs share the suite's cluster: a
+        # fresh database counting from 1 would create (and so wipe) their labs' topics.
+        base = random.SystemRandom().randrange(10**6, 10**9)
+        with contextlib.closing(sqlite3.connect(self.db)) as connection, connection:
+            connection.execute("DELETE FROM sqlite_sequence WHERE name = 'labs_lab'")
+            connection.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('labs_lab', ?)", (base,))
+
+    def sql(self, statement: str, *params: object) -> None:
+        """Change the server's database behind its back (what an older version may have left)."""
+        with contextlib.closing(sqlite3.connect(self.db)) as connection, connection:
+            connection.execute(statement, params)
+
+
+# --- HTTP as a browser ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    text: str
+    url: str
+
+
+class Browser:
+    """One browser: its own cookies (session, CSRF), posting forms the way the page's htmx does."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.cookies = http.cookiejar.CookieJar()
+        self._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
+
+    def cookie(self, name: str) -> str | None:
+        return next((c.value for c in self.cookies if c.name == name), None)
+
+    def get(self, path: str) -> Response:
+        return self._send(urllib.request.Request(self.base_url + path))
+
+    def post(self, path: str, data: dict | None = None) -> Response:
+        token = self.cookie("csrftoken")
+        assert token, "no CSRF cookie yet: open a page with a form first"
+        headers = {
+            "X-CSRFToken": token,
+            "Origin": self.base_url,
+            "Referer": self.base_url + path,
+            "HX-Request": "true",
+        }
+        body = urllib.parse.urlencode(data or {}, doseq=True).encode()
+        return self._send(urllib.request.Request(self.base_url + path, data=body, headers=headers, method="POST"))
+
+    def _send(self, request: urllib.request.Request) -> Response:
+        try:
+            with self._opener.open(request, timeout=HTTP_TIMEOUT) as response:
+                return Response(response.status, response.read().decode(), response.geturl())
+        except urllib.error.HTTPError as error:
+            return Response(error.code, error.read().decode(errors="replace"), error.geturl())
+
+
+LAB_URL = re.compile(r"/labs/(\d+)/$")
+STARTING = re.compile(r"Starting (c\d+)…")
+ONE_ORDER = re.compile(r"partition <strong>(\d+)</strong>, offset <strong>(\d+)</strong>")
+
+
+def consumer_form(**config: object) -> dict[str, str]:
+    """The "Add consumer" form as the page posts it: the lab defaults, a short session timeout."""
+    fields: dict[str, object] = {
+        "assignment_strategy": "range",
+        "group_protocol": "classic",
+        "session_timeout_ms": 6000,
+        "processing_delay_ms": 0,
+        "commit_mode": "auto",
+        "enable_auto_commit": True,
+        "auto_commit_interval_ms": 5000,
+        "enable_auto_offset_store": True,
+        **config,
+    }
+    # An unticked checkbox is simply absent from a form post.
+    return {name: "on" if value is True else str(value) for name, value in fields.items() if value is not False}
+
+
+@dataclass
+class Lab:
+    """A learner's lab on a server, driven through the page's own URLs."""
+
+    browser: Browser
+    lab_id: int
+
+    @classmethod
+    def open(cls, browser: Browser) -> Lab:
+        """The learner's first visit: / redirects to a new lab of their own (and sets the CSRF cookie)."""
+        response = browser.get("/")
+        assert response.status == 200, response.text[:500]
+        match = LAB_URL.search(urllib.parse.urlparse(response.url).path)
+        assert match, response.url
+        return cls(browser=browser, lab_id=int(match.group(1)))
+
+    @property
+    def topic(self) -> str:
+        return f"lab-{self.lab_id}.orders"
+
+    @property
+    def group_id(self) -> str:
+        return f"lab-{self.lab_id}.order-notifications"
+
+    def url(self, path: str = "") -> str:
+        return f"/labs/{self.lab_id}/{path}"
+
+    def state(self) -> dict:
+        response = self.browser.get(self.url("state.json"))
+        assert response.status == 200, response.text[:500]
+        return json.loads(response.text)
+
+    def consumers(self) -> dict[str, dict]:
+        return {c["name"]: c for c in self.state()["consumers"]}
+
+    def add_consumer(self, **config: object) -> str:
+        response = self.browser.post(self.url("consumers/"), consumer_form(**config))
+        assert response.status == 200, response.text[:1000]
+        match = STARTING.search(response.text)
+        assert match, response.text[:1000]
+        return match.group(1)
+
+    def act(self, name: str, action: str) -> Response:
+        """Stop, Kill or Restart, as the buttons on a consumer card post them."""
+        return self.browser.post(self.url(f"consumers/{name}/{action}/"))
+
+    def burst(self, count: int) -> Response:
+        response = self.browser.post(self.url("orders/burst/"), {"count": count, "key_strategy": "orderId"})
+        assert response.status == 200, response.text[:1000]
+        return response
+
+    def order(self) -> tuple[int, int]:
+        """One random order; (partition, offset) where Kafka acknowledged it."""
+        match = ONE_ORDER.search(self.burst(1).text)
+        assert match, "the outcome names the partition and offset"
+        return int(match.group(1)), int(match.group(2))
+
+    def reset(self) -> str | None:
+        """Reset lab: its consumers are reaped, its topic and group made afresh. None when done,
+        else the reason the page gives (a killed member keeps the group until its timeout)."""
+        response = self.browser.post(self.url("reset/"))  # redirected back to the lab page
+        assert response.status == 200, response.text[:500]
+        return None if "Lab reset" in response.text else _alert(response.text)
+
+    def rebalances_since(self, since: float) -> list[dict]:
+        """Rebalances on the timeline that began after `since` (a time.time()), oldest first."""
+        found = [r for r in self.state()["rebalances"] if datetime.fromisoformat(r["started_at"]).timestamp() >= since]
+        return sorted(found, key=lambda r: r["started_at"])
+
+    def changes_since(self, since: float) -> dict[str, dict[str, list[int]]]:
+        """Per consumer, every partition it revoked, was assigned or lost in those rebalances."""
+        merged: dict[str, dict[str, set[int]]] = {}
+        for rebalance in self.rebalances_since(since):
+            for change in rebalance["changes"]:
+                entry = merged.setdefault(change["consumer"], {"revoked": set(), "assigned": set(), "lost": set()})
+                for kind, partitions in entry.items():
+                    partitions.update(change[kind])
+        return {name: {kind: sorted(parts) for kind, parts in kinds.items()} for name, kinds in merged.items()}
+
+    def wait_rebalance(self, trigger: str) -> dict:
+        """The newest finished rebalance whose trigger mentions `trigger`."""
+        return wait_for(
+            lambda: next((r for r in self.state()["rebalances"] if trigger in r["trigger"]), None),
+            f"a rebalance triggered by {trigger!r} on the timeline",
+        )
+
+    def wait_status(self, name: str, status: str) -> dict:
+        return wait_for(
+            lambda: (c := self.consumers().get(name)) and c["status"] == status and c,
+            f"{name} becoming {status}",
+        )
+
+
+def _alert(page: str) -> str:
+    match = re.search(r'class="alert">(.*?)<', page, re.S)
+    return match.group(1).strip() if match else page[:300]
+
+
+# --- Kafka's own view of the group ------------------------------------------------------------
+
+
+class GroupView:
+    """The lab's group as Kafka's coordinator describes it, asked by the test itself."""
+
+    def __init__(self, bootstrap: str, lab: Lab) -> None:
+        self.bootstrap = bootstrap
+        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        self.lab = lab
+
+    def describe(self) -> GroupDescription | None:
+        try:
+            return group_describe(self.admin, self.lab.group_id, self.lab.topic)
+        except KafkaUnavailable:
+            return None
+
+    def committed(self) -> dict[int, int]:
+        try:
+            return group_committed(self.admin, self.lab.group_id, self.lab.topic, list(range(PARTITIONS)))
+        except KafkaUnavailable:
+            return {}
+
+    def log_ends(self) -> dict[int, int]:
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "kafkalab-tests-unused"})
+        try:
+            return {
+                p: consumer.get_watermark_offsets(TopicPartition(self.lab.topic, p), timeout=10, cached=False)[1]
+                for p in range(PARTITIONS)
+            }
+        finally:
+            consumer.close()
+
+    def assignment(self) -> dict[str, list[int]] | None:
+        """consumer name → partitions, once the group is Stable; None while it rebalances."""
+        group = self.describe()
+        if group is None or group.state != "STABLE":
+            return None
+        return {m.client_id: m.partitions for m in group.members}
+
+    def wait_assignment(self, check: Callable[[dict[str, list[int]]], bool], what: str, **kw) -> dict[str, list[int]]:
+        return wait_for(lambda: (a := self.assignment()) is not None and check(a) and a, what, **kw)
+
+
+def split_evenly(names: set[str], per_member: int = 2) -> Callable[[dict[str, list[int]]], bool]:
+    def check(assignment: dict[str, list[int]]) -> bool:
+        owned = sorted(p for parts in assignment.values() for p in parts)
+        return (
+            set(assignment) == names
+            and all(len(parts) == per_member for parts in assignment.values())
+            and owned == list(range(PARTITIONS))
+        )
+
+    return check
+
+
+# --- The lab's websocket ----------------------------------------------------------------------
+
+CARD = re.compile(r'data-consumer="([^"]+)" data-partitions="([^"]*)" data-status="([^"]+)"')
+LANE_META = re.compile(r'id="lane-(\d+)-meta" data-committed="(\d*)" data-position="(\d*)"')
+OUTBOX = re.compile(r'data-sent="(\d+)".*?data-duplicates="(\d+)".*?data-missed="(\d+)"', re.S)
+
+
+@dataclass(frozen=True)
+class Card:
+    name: str
+    partitions: list[int]
+    status: str
+    html: str
+
+
+@dataclass
+class PageState:
+    """What the lab page shows, rebuilt from the fragments the server pushed."""
+
+    cards: dict[str, Card] = field(default_factory=dict)
+    positions: dict[int, int | None] = field(default_factory=dict)
+    outbox: tuple[int, int, int] | None = None  # sent, duplicates, missed
+
+    def apply(self, fragment: str) -> None:
+        if 'id="group-live"' in fragment:
+            live = fragment.split('id="rebalances"')[0]
+            chunks = live.split('<article class="consumer-card')[1:]
+            self.cards = {}
+            for chunk in chunks:
+                name, parts, status = CARD.search(chunk).groups()
+                html = chunk.split("</article>")[0]
+                self.cards[name] = Card(name, [int(p) for p in parts.split(",") if p], status, html)
+        for partition, _, position in LANE_META.findall(fragment):
+            self.positions[int(partition)] = int(position) if position else None
+        if (outbox := OUTBOX.search(fragment)) is not None:
+            self.outbox = tuple(int(n) for n in outbox.groups())
+
+
+class LabSocket:
+    """The lab's websocket, as the page opens it: a minimal RFC 6455 client on a plain socket
+    (the app's own test tools run in-process; this one talks to the real daphne)."""
+
+    def __init__(self, server_url: str, lab: Lab) -> None:
+        self.page = PageState()
+        self._changed = threading.Condition()
+        self._closed = False
+        host, port = urllib.parse.urlparse(server_url).netloc.split(":")
+        self._sock = socket.create_connection((host, int(port)), timeout=HTTP_TIMEOUT)
+        self._file = self._sock.makefile("rb")
+        key = base64.b64encode(os.urandom(16)).decode()
+        session = lab.browser.cookie("sessionid")
+        handshake = (
+            f"GET /ws/labs/{lab.lab_id}/ HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Origin: {server_url}\r\nCookie: sessionid={session}\r\n\r\n"
+        )
+        self._sock.sendall(handshake.encode())
+        status = self._file.readline().decode()
+        assert " 101 " in status, f"websocket refused: {status!r}"
+        while self._file.readline() not in (b"\r\n", b""):
+            pass
+        self._sock.settimeout(None)
+        self._reader = threading.Thread(target=self._read_forever, name=f"lab-socket-{lab.lab_id}", daemon=True)
+        self._reader.start()
+
+    def wait(self, probe: Callable[[PageState], T], what: str, *, timeout: float = WAIT) -> T:
+        """The first truthy value `probe` returns for the page as pushed so far."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                value = probe(self.page)
+                if value:
+                    return value
+                remaining = deadline - time.monotonic()
+                assert remaining > 0 and not self._closed, f"the page never showed {what} (cards: {self.page.cards})"
+                self._changed.wait(min(remaining, 0.5))
+
+    def __enter__(self) -> LabSocket:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._send(0x8, struct.pack("!H", 1000))
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        self._reader.join(timeout=10)
+
+    def _read_forever(self) -> None:
+        message = b""
+        try:
+            while True:
+                head = self._file.read(2)
+                if len(head) < 2:
+                    return
+                opcode, length = head[0] & 0x0F, head[1] & 0x7F
+                if length == 126:
+                    (length,) = struct.unpack("!H", self._file.read(2))
+                elif length == 127:
+                    (length,) = struct.unpack("!Q", self._file.read(8))
+                payload = self._file.read(length)  # a server never masks its frames
+                if opcode == 0x9:
+                    self._send(0xA, payload)
+                elif opcode == 0x8:
+                    return
+                elif opcode in (0x0, 0x1):
+                    message += payload
+                    if head[0] & 0x80:
+                        with self._changed:
+                            self.page.apply(message.decode())
+                            self._changed.notify_all()
+                        message = b""
+        except (OSError, ValueError):
+            return
+        finally:
+            with self._changed:
+                self._closed = True
+                self._changed.notify_all()
+
+    def _send(self, opcode: int, payload: bytes) -> None:
+        mask = os.urandom(4)  # a client always masks
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self._sock.sendall(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked)
+
+
+# --- Consumer processes -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceProcess:
+    pid: int
+    name: str | None
+    group_id: str | None
+    parent_pid: int | None
+
+
+def service_processes() -> list[ServiceProcess]:
+    """Live NotificationService processes that this test run started: children of this process
+    or of its children, or started by one of our daphnes (even after that daphne died)."""
+    me = psutil.Process()
+    ours = {me.pid, *SERVER_PIDS, *(child.pid for child in me.children(recursive=True))}
+    found = []
+    for process in psutil.process_iter(["pid", "ppid", "cmdline", "status"]):
+        cmdline = process.info["cmdline"] or []
+        if SERVICE_MODULE not in cmdline or process.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        try:
+            settings = json.loads(cmdline[-1])
+        except ValueError:
+            settings = {}
+        if process.info["ppid"] in ours or settings.get("parent_pid") in ours:
+            found.append(
+                ServiceProcess(
+                    process.info["pid"], settings.get("name"), settings.get("group_id"), settings.get("parent_pid")
+                )
+            )
+    return found
+
+
+def processes_of(lab: Lab) -> list[ServiceProcess]:
+    return [p for p in service_processes() if p.group_id == lab.group_id]
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def end_processes(processes: list[ServiceProcess]) -> None:
+    """Last resort after a failed check: never leave a consumer of ours running."""
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(process.pid).kill()

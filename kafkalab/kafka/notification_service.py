@@ -84,8 +84,10 @@ class ServiceSettings:
 
 
 def heartbeat_interval_ms(session_timeout_ms: int) -> int:
-    """Classic protocol: a member learns of a rebalance at its next heartbeat, this often."""
-    return max(100, min(3000, session_timeout_ms // 3))
+    """Classic protocol: a member learns of a rebalance at its next heartbeat, so beat at least
+    once a second (a graceful stop then rebalances within about a second), and at most a third
+    of the session timeout, as Kafka advises."""
+    return max(100, min(1000, session_timeout_ms // 3))
 
 
 def report(event: str, **fields: object) -> None:

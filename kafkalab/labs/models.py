@@ -144,4 +144,4 @@ class Rebalance(models.Model):
     def duration_ms(self) -> int | None:
         if self.ended_at is None:
             return None
-        return int((self.ended_at - self.started_at).total_seconds() * 1000)
+        return round((self.ended_at - self.started_at).total_seconds() * 1000)

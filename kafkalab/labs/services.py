@@ -81,8 +81,10 @@ def lab_reset(*, lab: Lab) -> None:
     _topics_delete(lab=lab)
     try:
         kafka_groups.group_delete(shared_admin(client_config()), lab.group_id)
-    except KafkaRefused as exc:
-        raise LabError(f"Kafka could not delete the consumer group, so it keeps its offsets: {exc}") from exc
+    except KafkaRefused:
+        # A killed consumer stays a member until its session times out, so the group can't be
+        # deleted yet. Nothing is lost: Kafka drops a deleted topic's committed offsets itself.
+        pass
     except KafkaUnavailable as exc:
         raise LabError(f"Kafka did not answer: {exc}") from exc
     lab.orders.all().delete()

@@ -61,7 +61,7 @@ class RebalanceLive:
 
     @property
     def duration_ms(self) -> int | None:
-        return None if self.ended_at is None else int((self.ended_at - self.started_at) * 1000)
+        return None if self.ended_at is None else round((self.ended_at - self.started_at) * 1000)
 
     def as_changes(self) -> list[dict]:
         return [{"consumer": name, **lists} for name, lists in sorted(self.changes.items())]

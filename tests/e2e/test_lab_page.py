@@ -19,7 +19,9 @@ from kafkalab.kafka.partitioner import partition_for
 pytestmark = pytest.mark.e2e
 
 INITIAL_PARTITIONS = 4
-# Bounds on waiting, not expectations of speed.
+# Bounds on waiting, not expectations of speed. A lab's first lanes wait for its topic's metadata,
+# which takes seconds while a broker of the shared cluster is down.
+LANES_TIMEOUT_MS = 30_000
 LIVE_TIMEOUT_MS = 15_000
 CATCH_UP_SECONDS = 30.0
 
@@ -34,7 +36,7 @@ def open_lab(page: Page, base_url: str) -> str:
     """A fresh session's first visit: redirected to its own lab. Returns the lab's topic."""
     page.goto(base_url + "/")
     expect(page).to_have_url(LAB_URL)
-    expect(page.locator(".lane[data-lane]")).to_have_count(INITIAL_PARTITIONS, timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator(".lane[data-lane]")).to_have_count(INITIAL_PARTITIONS, timeout=LANES_TIMEOUT_MS)
     return f"lab-{LAB_URL.search(page.url).group(1)}.orders"
 
 

@@ -25,6 +25,7 @@ from bench.lab import CHROMIUM, CHROMIUM_ARGS, free_port
 from bench.report import Figure, progress
 from kafkalab.kafka.errors import KafkaSetupError
 from kafkalab.kafka.local_cluster import LocalCluster, kafka_version
+from kafkalab.kafka.notification_service import heartbeat_interval_ms
 
 # The dev cluster uses 9092-9097, the tests 29092+, the cluster section 49092+, lab 49292+.
 PORT_BASE = 49492
@@ -40,6 +41,7 @@ CPU_SAMPLE_SECONDS = 5.0
 CAPACITY_LABS = 6  # × MAX_CONSUMERS = 48 processes
 CAPACITY_PARTITIONS = MAX_CONSUMERS  # one partition each, so every consumer gets an assignment
 CAPACITY_DEADLINE_S = 240.0
+DEFAULT_SESSION_MS = 10_000  # the lab's default session.timeout.ms
 PAGE_TIMEOUT_MS = 60_000
 MIB = 2**20
 SERVICE_MODULE = "kafkalab.kafka.notification_service"
@@ -309,7 +311,7 @@ def add_figures(browser, server: Server) -> list[Figure]:
             "add → assigned, 2nd consumer p50",
             _ms(statistics.median(seconds)),
             "ms",
-            "rebalance: c1 rejoins at its next heartbeat (3 s at the default 10 s session)",
+            f"rebalance: c1 rejoins at its next heartbeat ({_default_heartbeat()})",
             digits=0,
         ),
         Figure("add → assigned, 2nd consumer max", _ms(max(seconds)), "ms", digits=0),
@@ -335,7 +337,7 @@ def kill_figures(browser, server: Server) -> list[Figure]:
             lab.reset()
         finally:
             lab.close()
-        heartbeat_ms = max(100, min(3000, timeout_ms // 3))
+        heartbeat_ms = heartbeat_interval_ms(timeout_ms)
         figures += [
             Figure(
                 f"kill → healed, session {timeout_ms / 1000:g} s, p50",
@@ -377,7 +379,7 @@ def stop_figures(browser, server: Server) -> list[Figure]:
             "stop → rebalanced p50",
             _ms(statistics.median(stops)),
             "ms",
-            "click → survivor's card owns 0-3; default 10 s session, 3 s heartbeat",
+            f"click → survivor's card owns 0-3; {_default_heartbeat()}",
             digits=0,
         ),
         Figure(
@@ -524,6 +526,10 @@ def memory_and_cpu(processes: list[psutil.Process]) -> tuple[list[int], list[int
     time.sleep(CPU_SAMPLE_SECONDS)
     cpu = [p.cpu_percent(None) for p in processes]
     return rss, uss, cpu
+
+
+def _default_heartbeat() -> str:
+    return f"heartbeat {heartbeat_interval_ms(DEFAULT_SESSION_MS)} ms at the default {DEFAULT_SESSION_MS / 1000:g} s session"
 
 
 def _ms(seconds: float) -> float:

@@ -186,7 +186,7 @@ LAB_MAX_ITEMS = env_int("LAB_MAX_ITEMS", 20)
 # Events per second one lab may write, on average (bursts up to LAB_MAX_BURST at once).
 LAB_PRODUCE_RATE = env_int("LAB_PRODUCE_RATE", 2000)
 # Recent events each partition lane keeps on the page.
-LAB_LANE_WINDOW = env_int("LAB_LANE_WINDOW", 40)
+LAB_LANE_WINDOW = env_int("LAB_LANE_WINDOW", 30)
 
 LOGGING = {
     "version": 1,

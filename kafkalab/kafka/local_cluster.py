@@ -218,6 +218,11 @@ def render_node_properties(node: Node, nodes: list[Node]) -> str:
         "group.consumer.session.timeout.ms": 10000,
         "group.consumer.min.heartbeat.interval.ms": 500,
         "group.consumer.heartbeat.interval.ms": 1000,
+        # A killed broker is fenced (and loses its leaderships and ISR places) within seconds,
+        # so acks=all producers stall briefly rather than past their delivery timeout.
+        "broker.heartbeat.interval.ms": 1000,
+        "broker.session.timeout.ms": 4000,
+        "replica.lag.time.max.ms": 10000,
         # Small heaps: the default 128 MiB dedupe buffer alone would not fit.
         "log.cleaner.dedupe.buffer.size": 8 * 1024 * 1024,
         "num.network.threads": 2,
@@ -296,6 +301,9 @@ class LocalCluster:
         if formatted != brokers:
             self._format(java, nodes)
         to_start = [node for node in nodes if node.node_id not in running]
+        for node in to_start:
+            # Settings follow the code on every start; only the storage is formatted once.
+            node.properties_file.write_text(render_node_properties(node, nodes))
         self._check_ports_free(to_start)
         bootstrap = self.bootstrap_servers(brokers)
         try:

@@ -17,11 +17,11 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
-from kafkalab.kafka import groups as kafka_groups
 from kafkalab.kafka import topics as kafka_topics
 from kafkalab.kafka.admin import shared_admin
 from kafkalab.kafka.config import bootstrap_servers, client_config
 from kafkalab.kafka.errors import KafkaRefused, KafkaUnavailable
+from kafkalab.kafka.group_watch import group_delete_isolated, group_snapshot
 from kafkalab.kafka.partitioner import explain_partition, partition_for
 from kafkalab.kafka.producer import OutgoingRecord, SendResult, shared_producer
 from kafkalab.kafka.tail import read_recent, read_record
@@ -80,7 +80,7 @@ def lab_reset(*, lab: Lab) -> None:
     consumers_reap(lab=lab)
     _topics_delete(lab=lab)
     try:
-        kafka_groups.group_delete(shared_admin(client_config()), lab.group_id)
+        group_delete_isolated(client=client_config(), group_id=lab.group_id)
     except KafkaRefused:
         # A killed consumer stays a member until its session times out, so the group can't be
         # deleted yet. Nothing is lost: Kafka drops a deleted topic's committed offsets itself.
@@ -378,7 +378,7 @@ def lab_state(*, lab: Lab) -> dict:
             partitions, error = [], str(exc)
         topics.append({"name": name, "partitions": partitions, "error": error})
     orders_partitions = topics[0]["partitions"]
-    group = _group_state(lab=lab, admin=admin, partitions=orders_partitions)
+    group = _group_state(lab=lab, partitions=orders_partitions)
     return {
         "lab": {"id": lab.pk, "name": lab.prefix},
         "cluster": {"bootstrap_servers": bootstrap_servers()},
@@ -402,15 +402,16 @@ def lab_state(*, lab: Lab) -> dict:
     }
 
 
-def _group_state(*, lab: Lab, admin, partitions: list[dict]) -> dict:
+def _group_state(*, lab: Lab, partitions: list[dict]) -> dict:
     try:
-        description = kafka_groups.group_describe(admin, lab.group_id, lab.orders_topic)
-        committed = kafka_groups.group_committed(
-            admin, lab.group_id, lab.orders_topic, [p["partition"] for p in partitions]
-        )
+        snapshot = group_snapshot(client=client_config(), group_id=lab.group_id, topic=lab.orders_topic)
     except KafkaUnavailable as exc:
         return {"id": lab.group_id, "error": str(exc)}
+    if snapshot.group is None:
+        return {"id": lab.group_id, "error": snapshot.error}
+    committed = snapshot.committed or {}
     log_end = {p["partition"]: p["log_end"] for p in partitions}
+    description = snapshot.group
     return {
         "id": lab.group_id,
         "state": description.state,

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.template.loader import render_to_string
 
-from kafkalab.kafka.admin import shared_admin
 from kafkalab.kafka.config import client_config
 from kafkalab.kafka.errors import KafkaUnavailable
-from kafkalab.kafka.groups import GroupDescription, group_committed, group_describe
+from kafkalab.kafka.group_watch import GroupSnapshot, GroupWatch
+from kafkalab.kafka.groups import GroupDescription
 from kafkalab.kafka.tail import TailRecord, TopicTail
 from kafkalab.labs.events import EventView, decode_key, event_type_of
 from kafkalab.runner.live import LabLive
@@ -88,6 +88,7 @@ class LabObserver:
         self._lock = threading.Lock()
         self._lanes: dict[int, LaneState] = {}
         self._records: dict[int, dict[int, str | None]] = {}  # partition → offset → orderId
+        self._groups: GroupWatch | None = None
         self._group: GroupDescription | None = None
         self._group_error: str | None = None
         self._last_pushed: dict[str, str] = {}
@@ -124,6 +125,7 @@ class LabObserver:
 
     def _run(self) -> None:
         tail = None
+        self._groups = GroupWatch(client=client_config(), group_id=self.group_id, topic=self.topic)
         try:
             tail = TopicTail(self.topic, window=ANALYSIS_WINDOW, config=client_config())
             self._sync(tail)
@@ -132,6 +134,7 @@ class LabObserver:
         except Exception:
             log.exception("observer for lab %s stopped", self.lab_id)
         finally:
+            self._groups.close()
             if tail is not None:
                 tail.close()
 
@@ -186,33 +189,29 @@ class LabObserver:
         return lane
 
     def _sync(self, tail: TopicTail) -> bool:
-        """Poll partitions, watermarks and the group. True when the set of lanes changed."""
+        """Pick up new partitions and the probe's latest offsets and group state.
+        True when the set of lanes changed."""
         try:
             added = tail.refresh_partitions()
         except KafkaUnavailable:  # a broker down or slow: keep tailing what we have, look again next round
             added = []
-        marks = tail.watermarks()
-        group, committed, error = self._poll_group(tail.partitions)
+        snapshot = self._groups.latest() if self._groups is not None else None
         with self._lock:
             for partition in added:
                 self._lane(partition)
-            for partition, (low, high) in marks.items():
-                lane = self._lane(partition)
-                lane.log_start, lane.log_end = low, high
-            self._group, self._group_error = group, error
-            if committed is not None:
-                for partition, lane in self._lanes.items():
-                    lane.committed = committed.get(partition)
+            if snapshot is not None:
+                self._apply_snapshot(snapshot)
         return bool(added)
 
-    def _poll_group(self, partitions: list[int]):
-        admin = shared_admin(client_config())
-        try:
-            group = group_describe(admin, self.group_id, self.topic)
-            committed = group_committed(admin, self.group_id, self.topic, partitions)
-        except KafkaUnavailable as exc:
-            return None, None, str(exc)
-        return group, committed, None
+    def _apply_snapshot(self, snapshot: GroupSnapshot) -> None:
+        for partition, (low, high) in snapshot.watermarks.items():
+            if partition in self._lanes:
+                lane = self._lanes[partition]
+                lane.log_start, lane.log_end = low, max(high, lane.log_end or 0)
+        self._group, self._group_error = snapshot.group, snapshot.error
+        if snapshot.committed is not None:
+            for partition, lane in self._lanes.items():
+                lane.committed = snapshot.committed.get(partition)
 
     def _apply_group_marks(self) -> None:
         """Owner and position per lane, from the processes' own reports."""

@@ -1,5 +1,5 @@
 """Section `cluster`: what `make setup` and `kafka up` cost, cold and warm, and what an idle
-broker holds on to. Runs in temp dirs, on ports 49092+, clear of the dev and test clusters."""
+broker holds on to. Runs in temp dirs, on ports 63092+, clear of the dev and test clusters."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from kafkalab.kafka.local_cluster import LocalCluster, kafka_version
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_LIBS = REPO_ROOT / ".kafka" / "libs"
 # The dev cluster uses 9092-9097 and the test cluster 29092-29097; never touch either.
-PORT_BASE = 49092
+PORT_BASE = 63092
 BROKERS = 3
 SETTLE_SECONDS = 5.0
 CPU_SAMPLE_SECONDS = 5.0

@@ -1,6 +1,6 @@
 """Section `consumers`: NotificationService processes seen from a real Chromium page.
 
-A 3-broker cluster (ports 49492+) and a daphne of its own. Times are taken in the bench around
+A 3-broker cluster (ports 63492+) and a daphne of its own. Times are taken in the bench around
 Playwright: from the click to the moment the page shows the new assignment (polled every
 animation frame). Then what a consumer process costs, and how many one lab runner sustains.
 """
@@ -27,8 +27,8 @@ from kafkalab.kafka.errors import KafkaSetupError
 from kafkalab.kafka.local_cluster import LocalCluster, kafka_version
 from kafkalab.kafka.notification_service import heartbeat_interval_ms
 
-# The dev cluster uses 9092-9097, the tests 29092+, the cluster section 49092+, lab 49292+.
-PORT_BASE = 49492
+# The dev cluster uses 9092-9097, the tests 29092+, the cluster section 63092+, lab 63292+ (all above the kernel's ephemeral range, 32768-60999).
+PORT_BASE = 63492
 BROKERS = 3
 MAX_CONSUMERS = 8  # LAB_MAX_CONSUMERS, passed to daphne so the limit is the one measured
 ADD_SAMPLES = 5  # fresh labs: first consumer, then a second one

@@ -1,6 +1,6 @@
 """Section `lab`: from an event's Kafka timestamp to its box in a real Chromium page.
 
-A 3-broker cluster (ports 49292+) and a daphne of its own; the bench process produces straight
+A 3-broker cluster (ports 63292+) and a daphne of its own; the bench process produces straight
 to the lab's topic, as any other client would, at 20 events/s and then at 1,000 events/s. A
 MutationObserver in the page records, for each new box, Date.now() minus the record's
 CreateTime (browser and producer share this machine's clock).
@@ -28,8 +28,8 @@ from bench.cluster import REPO_LIBS, REPO_ROOT, stop_and_verify
 from bench.report import Figure, progress
 from kafkalab.kafka.local_cluster import LocalCluster, kafka_version
 
-# The dev cluster uses 9092-9097, the tests 29092-29097 and the cluster section 49092+.
-PORT_BASE = 49292
+# The dev cluster uses 9092-9097, the tests 29092-29097 and the cluster section 63092+ (above the ephemeral port range).
+PORT_BASE = 63292
 BROKERS = 3
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -17,6 +17,9 @@ from kafkalab.kafka.config import local_cluster
 from kafkalab.kafka.local_cluster import LocalCluster
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Per pytest run, so that two runs on one machine never share (or delete) each other's.
+E2E_DATABASE = Path(settings.KAFKA_LOCAL_DIR) / f"e2e-{os.getpid()}.sqlite3"
+E2E_LOG = Path(settings.KAFKA_LOCAL_DIR) / f"daphne-{os.getpid()}.log"
 CHROMIUM = "/usr/bin/chromium"
 # Without these, Chromium keeps dialling out to services this loopback-only machine can't reach.
 CHROMIUM_ARGS = [
@@ -78,7 +81,7 @@ def server_env(**extra: str) -> dict[str, str]:
         "KAFKA_LIBS_DIR": str(settings.KAFKA_LIBS_DIR),
         "KAFKA_LOCAL_PORT_BASE": str(settings.KAFKA_LOCAL_PORT_BASE),
         "CLUSTER_WATCH_INTERVAL": "0.5",
-        "DATABASE_URL": f"sqlite:///{settings.KAFKA_LOCAL_DIR / 'e2e.sqlite3'}",
+        "DATABASE_URL": f"sqlite:///{E2E_DATABASE}",
         "REDIS_URL": "",
     }
     env.update(extra)
@@ -89,11 +92,11 @@ def server_env(**extra: str) -> dict[str, str]:
 def live_server_url(kafka_cluster: LocalCluster) -> Iterator[str]:
     """kafkalab under daphne, as `make run` serves it, on a free loopback port."""
     env = server_env()
-    db = settings.KAFKA_LOCAL_DIR / "e2e.sqlite3"
+    db = E2E_DATABASE
     db.unlink(missing_ok=True)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=env, check=True)
     port = free_port()
-    log = open(settings.KAFKA_LOCAL_DIR / "daphne.log", "wb")  # noqa: SIM115 — closed below
+    log = open(E2E_LOG, "wb")  # noqa: SIM115 — closed below
     server = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "kafkalab.asgi:application"],
         cwd=REPO_ROOT,
@@ -112,13 +115,14 @@ def live_server_url(kafka_cluster: LocalCluster) -> Iterator[str]:
             server.kill()
             server.wait()
         log.close()
+        db.unlink(missing_ok=True)
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"daphne exited with code {process.returncode}; see .kafka/test/daphne.log")
+            raise RuntimeError(f"daphne exited with code {process.returncode}; see {E2E_LOG}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return

@@ -82,7 +82,8 @@ class Supervisor:
         self._deliberate[name] = "killed"
         timeout = self.live.consumer(name).config.get("session_timeout_ms", 10_000)
         self.live.expect_rebalance(
-            f"{name} was killed; the group waited for its session timeout ({timeout / 1000:g} s)",
+            f"{name} was killed; the group waited out its session timeout "
+            f"({timeout / 1000:g} s from its last heartbeat)",
             at=time.time(),
             starts_now=True,
         )

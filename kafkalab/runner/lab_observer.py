@@ -32,8 +32,8 @@ from kafkalab.runner.live import LabLive
 
 log = logging.getLogger(__name__)
 
-FLUSH_INTERVAL = 0.075  # seconds between event pushes while events flow
-PANEL_INTERVAL = 0.1  # seconds between panel redraws at most
+FLUSH_INTERVAL = 0.05  # seconds between event pushes while events flow (they carry the lane metas)
+PANEL_INTERVAL = 0.25  # seconds between redraws of the group, timeline and outbox at most
 OFFSETS_INTERVAL = 0.5  # seconds between offset and group polls
 ANALYSIS_WINDOW = 2000  # records per partition remembered to judge missed emails
 
@@ -143,7 +143,7 @@ class LabObserver:
         last_flush = last_poll = last_panels = time.monotonic()
         # A closed loop means its runner is gone; a quiet lab would otherwise never push and notice.
         while not self._stop.is_set() and not self._loop.is_closed():
-            for record in tail.poll(max_records=2000, timeout=0.05):
+            for record in tail.poll(max_records=2000, timeout=0.02):
                 fresh.append(self._add(record))
             now = time.monotonic()
             if self._refresh.is_set() or now - last_poll >= OFFSETS_INTERVAL:

@@ -123,7 +123,7 @@ def test_consumers_share_partitions_and_the_group_heals_after_a_kill(live_server
             expect_owner(page, partition, "c2")
         kill_entry = page.get_by_test_id("rebalance").filter(has_text="c1 was killed")
         expect(kill_entry).to_have_count(1, timeout=HEAL_TIMEOUT_MS)
-        expect(kill_entry).to_contain_text(f"session timeout ({SESSION_TIMEOUT_MS / 1000:g} s)")
+        expect(kill_entry).to_contain_text(f"session timeout ({SESSION_TIMEOUT_MS / 1000:g} s from its last heartbeat)")
         expect(kill_entry).to_contain_text("took", timeout=HEAL_TIMEOUT_MS)
         expect(page.locator("[data-missed]")).to_have_attribute("data-missed", "0")
 

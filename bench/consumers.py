@@ -7,12 +7,8 @@ animation frame). Then what a consumer process costs, and how many one lab runne
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -20,9 +16,9 @@ from pathlib import Path
 
 import psutil
 
-from bench.cluster import REPO_LIBS, REPO_ROOT, stop_and_verify
-from bench.lab import CHROMIUM, CHROMIUM_ARGS, free_port
+from bench.cluster import REPO_LIBS, stop_and_verify
 from bench.report import Figure, progress
+from bench.server import CHROMIUM, CHROMIUM_ARGS, Daphne
 from kafkalab.kafka.errors import KafkaSetupError
 from kafkalab.kafka.local_cluster import LocalCluster, kafka_version
 from kafkalab.kafka.notification_service import heartbeat_interval_ms
@@ -96,49 +92,11 @@ def cluster_up(cluster: LocalCluster, attempts: int = 6) -> None:
 # --- the server -----------------------------------------------------------------------------
 
 
-class Server:
-    """kafkalab under daphne, as tests/conftest.py serves it, on this section's database and cluster."""
+class Server(Daphne):
+    """The bench's daphne, allowed more consumers per lab than the default."""
 
     def __init__(self, root: Path, cluster: LocalCluster) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "kafkalab.settings",
-            "DJANGO_DEBUG": "1",
-            "KAFKA_BOOTSTRAP_SERVERS": "",
-            "KAFKA_LOCAL_DIR": str(cluster.root),
-            "KAFKA_LIBS_DIR": str(REPO_LIBS),
-            "KAFKA_LOCAL_PORT_BASE": str(PORT_BASE),
-            "DATABASE_URL": f"sqlite:///{root / 'bench-consumers.sqlite3'}",
-            "REDIS_URL": "",
-            "LAB_MAX_CONSUMERS": str(MAX_CONSUMERS),
-        }
-        progress("migrate, then daphne on a free port")
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=env, check=True)
-        self.log_path = root / "daphne.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 — closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "kafkalab.asgi:application"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self.ps = psutil.Process(self.process.pid)
-        self._wait_listening()
-
-    def _wait_listening(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited with code {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"daphne did not listen on port {self.port} within {timeout:.0f} s")
+        super().__init__(root, cluster, extra_env={"LAB_MAX_CONSUMERS": str(MAX_CONSUMERS)})
 
     def consumers(self) -> list[psutil.Process]:
         """The NotificationService processes this daphne's lab runner started."""
@@ -150,18 +108,6 @@ class Server:
             except psutil.NoSuchProcess:
                 continue
         return found
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
 
 
 def our_consumer_processes() -> list[psutil.Process]:

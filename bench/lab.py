@@ -11,10 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,23 +21,14 @@ from pathlib import Path
 import psutil
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
-from bench.cluster import REPO_LIBS, REPO_ROOT, stop_and_verify
+from bench.cluster import REPO_LIBS, stop_and_verify
 from bench.report import Figure, progress
+from bench.server import CHROMIUM, CHROMIUM_ARGS, Daphne
 from kafkalab.kafka.local_cluster import LocalCluster, kafka_version
 
 # The dev cluster uses 9092-9097, the tests 29092-29097 and the cluster section 63092+ (above the ephemeral port range).
 PORT_BASE = 63292
 BROKERS = 3
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # (events per second, seconds of production, producer linger.ms)
 RUNS = ((20, 15.0, 0), (1000, 10.0, 5))
 PACE_STEP = 0.005  # seconds between pacing checks: small batches, not one burst per second
@@ -95,68 +83,6 @@ def run() -> list[Figure]:
 
 
 # --- the server -----------------------------------------------------------------------------
-
-
-class Daphne:
-    """kafkalab under daphne, as tests/conftest.py serves it, on its own database and cluster."""
-
-    def __init__(self, root: Path, cluster: LocalCluster) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "kafkalab.settings",
-            "DJANGO_DEBUG": "1",
-            "KAFKA_BOOTSTRAP_SERVERS": "",
-            "KAFKA_LOCAL_DIR": str(cluster.root),
-            "KAFKA_LIBS_DIR": str(REPO_LIBS),
-            "KAFKA_LOCAL_PORT_BASE": str(PORT_BASE),
-            "DATABASE_URL": f"sqlite:///{root / 'bench.sqlite3'}",
-            "REDIS_URL": "",
-        }
-        progress("migrate, then daphne on a free port")
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=env, check=True)
-        self.log_path = root / "daphne.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 — closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "kafkalab.asgi:application"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self.ps = psutil.Process(self.process.pid)
-        self._wait_listening()
-
-    def _wait_listening(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited with code {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"daphne did not listen on port {self.port} within {timeout:.0f} s")
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- the measurement ------------------------------------------------------------------------

@@ -27,8 +27,10 @@ class Command(BaseCommand):
         parser.add_argument("--brokers", type=int, default=settings.KAFKA_LOCAL_BROKERS)
 
     def handle(self, *args: object, port: int, brokers: int, **options: object) -> None:
-        # SIGTERM takes the same orderly path as Ctrl-C.
+        # SIGTERM takes the same orderly path as Ctrl-C, and Ctrl-C works even when this was
+        # started from a shell that ignores SIGINT for background jobs.
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         started: list[int] = []
         try:
             started = self._cluster_up(brokers)
@@ -60,7 +62,7 @@ class Command(BaseCommand):
             daphne.wait()
         finally:
             if daphne.poll() is None:
-                daphne.send_signal(signal.SIGINT)
+                daphne.terminate()  # daphne shuts down cleanly on SIGTERM (SIGINT may be ignored)
                 try:
                     daphne.wait(timeout=15)
                 except subprocess.TimeoutExpired:

@@ -52,7 +52,6 @@ class RebalanceLive:
     last_change_at: float
     changes: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     ended_at: float | None = None
-    record_id: int | None = None  # its row in the database, once saved
 
     def note(self, consumer: str, kind: str, partitions: list[int], at: float) -> None:
         entry = self.changes.setdefault(consumer, {"revoked": [], "assigned": [], "lost": []})

@@ -10,9 +10,10 @@ import psutil
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.lab_page import INITIAL_PARTITIONS, open_lab
+
 pytestmark = pytest.mark.e2e
 
-INITIAL_PARTITIONS = 4
 SESSION_TIMEOUT_MS = 4000  # short, so the group notices a kill quickly
 BURST = 200
 # Bounds on waiting for processes, Kafka and the page, not expectations of how long they take.
@@ -20,14 +21,7 @@ JOIN_TIMEOUT_MS = 30_000
 COMMIT_TIMEOUT_MS = 30_000
 HEAL_TIMEOUT_MS = 45_000
 
-LAB_URL = re.compile(r"/labs/(\d+)/$")
 PER_PARTITION = re.compile(r"P(\d+) (\d+)")
-
-
-def open_lab(page: Page, base_url: str) -> None:
-    page.goto(base_url + "/")
-    expect(page).to_have_url(LAB_URL)
-    expect(page.locator(".lane[data-lane]")).to_have_count(INITIAL_PARTITIONS, timeout=JOIN_TIMEOUT_MS)
 
 
 def add_consumer(page: Page) -> None:

@@ -15,29 +15,18 @@ from playwright.sync_api import Page, expect
 
 from kafkalab.kafka.config import client_config
 from kafkalab.kafka.partitioner import partition_for
+from tests.e2e.lab_page import INITIAL_PARTITIONS, LAB_URL, open_lab
 
 pytestmark = pytest.mark.e2e
 
-INITIAL_PARTITIONS = 4
-# Bounds on waiting, not expectations of speed. A lab's first lanes wait for its topic's metadata,
-# which takes seconds while a broker of the shared cluster is down.
-LANES_TIMEOUT_MS = 30_000
+# Bounds on waiting, not expectations of speed.
 LIVE_TIMEOUT_MS = 15_000
 CATCH_UP_SECONDS = 30.0
 
-LAB_URL = re.compile(r"/labs/(\d+)/$")
 OUTCOME = re.compile(r"partition (\d+), offset (\d+)")
 
 
 # --- page helpers ---------------------------------------------------------------------------
-
-
-def open_lab(page: Page, base_url: str) -> str:
-    """A fresh session's first visit: redirected to its own lab. Returns the lab's topic."""
-    page.goto(base_url + "/")
-    expect(page).to_have_url(LAB_URL)
-    expect(page.locator(".lane[data-lane]")).to_have_count(INITIAL_PARTITIONS, timeout=LANES_TIMEOUT_MS)
-    return f"lab-{LAB_URL.search(page.url).group(1)}.orders"
 
 
 def create_order(page: Page) -> tuple[str, int, int]:

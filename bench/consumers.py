@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import re
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
-from bench.cluster import REPO_LIBS, stop_and_verify
 from bench.report import Figure, progress
-from bench.server import CHROMIUM, CHROMIUM_ARGS, Daphne
-from kafkalab.kafka.errors import KafkaSetupError
-from kafkalab.kafka.local_cluster import LocalCluster, kafka_version
+from bench.server import CHROMIUM, CHROMIUM_ARGS, Daphne, lab_stack
+from kafkalab.kafka.local_cluster import LocalCluster
 from kafkalab.kafka.notification_service import heartbeat_interval_ms
 
 # The dev cluster uses 9092-9097, the tests 29092+, the cluster section 63092+, lab 63292+ (all above the kernel's ephemeral range, 32768-60999).
@@ -55,38 +52,11 @@ ASSIGNED_RUNNING_JS = """() => [...document.querySelectorAll('[data-consumer]')]
 
 
 def run() -> list[Figure]:
-    if not kafka_version(REPO_LIBS):
-        raise RuntimeError(f"No Kafka jars in {REPO_LIBS}: run `make setup` first.")
-    with tempfile.TemporaryDirectory(prefix="kafkalab-bench-consumers-") as tmp:
-        root = Path(tmp)
-        cluster = LocalCluster(root / "kafka", port_base=PORT_BASE, libs_dir=REPO_LIBS)
-        server = None
-        try:
-            cluster_up(cluster)
-            server = Server(root, cluster)
+    try:
+        with lab_stack("consumers", port_base=PORT_BASE, brokers=BROKERS, server_class=Server) as (_, server):
             return measure(server)
-        finally:
-            try:
-                if server is not None:
-                    server.stop()
-                verify_no_consumers_left()
-            finally:
-                stop_and_verify(cluster)
-
-
-def cluster_up(cluster: LocalCluster, attempts: int = 6) -> None:
-    """Up, retried: our ports lie in Linux's ephemeral range, so on a busy machine another
-    program's short-lived connection sometimes holds one of them for a moment."""
-    for attempt in range(1, attempts + 1):
-        progress(f"kafka up --brokers {BROKERS} on ports {PORT_BASE}+")
-        try:
-            cluster.up(BROKERS)
-            return
-        except KafkaSetupError as exc:
-            if attempt == attempts:
-                raise
-            progress(f"attempt {attempt} failed ({str(exc).splitlines()[0][:120]}); retrying in 10 s")
-            time.sleep(10)
+    finally:
+        verify_no_consumers_left()
 
 
 # --- the server -----------------------------------------------------------------------------

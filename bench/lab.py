@@ -12,19 +12,15 @@ import json
 import os
 import re
 import statistics
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import psutil
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
-from bench.cluster import REPO_LIBS, stop_and_verify
 from bench.report import Figure, progress
-from bench.server import CHROMIUM, CHROMIUM_ARGS, Daphne
-from kafkalab.kafka.local_cluster import LocalCluster, kafka_version
+from bench.server import CHROMIUM, CHROMIUM_ARGS, Daphne, lab_stack
 
 # The dev cluster uses 9092-9097, the tests 29092-29097 and the cluster section 63092+ (above the ephemeral port range).
 PORT_BASE = 63292
@@ -65,24 +61,8 @@ NEWEST_PER_LANE_JS = """() => Object.fromEntries([...document.querySelectorAll('
 
 
 def run() -> list[Figure]:
-    if not kafka_version(REPO_LIBS):
-        raise RuntimeError(f"No Kafka jars in {REPO_LIBS}: run `make setup` first.")
-    with tempfile.TemporaryDirectory(prefix="kafkalab-bench-lab-") as tmp:
-        root = Path(tmp)
-        cluster = LocalCluster(root / "kafka", port_base=PORT_BASE, libs_dir=REPO_LIBS)
-        server = None
-        try:
-            progress(f"kafka up --brokers {BROKERS} on ports {PORT_BASE}+")
-            cluster.up(BROKERS)
-            server = Daphne(root, cluster)
-            return measure(server, cluster.bootstrap_servers(BROKERS))
-        finally:
-            if server is not None:
-                server.stop()
-            stop_and_verify(cluster)
-
-
-# --- the server -----------------------------------------------------------------------------
+    with lab_stack("lab", port_base=PORT_BASE, brokers=BROKERS) as (cluster, server):
+        return measure(server, cluster.bootstrap_servers(BROKERS))
 
 
 # --- the measurement ------------------------------------------------------------------------

@@ -7,14 +7,17 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
 
-from bench.cluster import REPO_LIBS, REPO_ROOT
+from bench.cluster import REPO_LIBS, REPO_ROOT, stop_and_verify
 from bench.report import progress
-from kafkalab.kafka.local_cluster import LocalCluster
+from kafkalab.kafka.local_cluster import LocalCluster, kafka_version
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -89,3 +92,25 @@ class Daphne:
             self.process.kill()
             self.process.wait()
         self._log.close()
+
+
+@contextmanager
+def lab_stack(
+    name: str, *, port_base: int, brokers: int = 3, server_class: type[Daphne] = Daphne
+) -> Iterator[tuple[LocalCluster, Daphne]]:
+    """A cluster and a daphne of the section's own, in a temp dir; both stopped afterwards."""
+    if not kafka_version(REPO_LIBS):
+        raise RuntimeError(f"No Kafka jars in {REPO_LIBS}: run `make setup` first.")
+    with tempfile.TemporaryDirectory(prefix=f"kafkalab-bench-{name}-") as tmp:
+        root = Path(tmp)
+        cluster = LocalCluster(root / "kafka", port_base=port_base, libs_dir=REPO_LIBS)
+        server = None
+        try:
+            progress(f"kafka up --brokers {brokers} on ports {port_base}+")
+            cluster.up(brokers)
+            server = server_class(root, cluster)
+            yield cluster, server
+        finally:
+            if server is not None:
+                server.stop()
+            stop_and_verify(cluster)

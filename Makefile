@@ -3,19 +3,25 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.requirements-installed
+# `manage.py kafka fetch` starts Django only to find the jars current; this stamp, newer than
+# broker/pom.xml, skips it. It lives beside the jars, so deleting them brings the fetch back.
+JARS   := $(or $(KAFKA_LIBS_DIR),.kafka/libs)/.make-fetched
 PORT   ?= 8000
 # Development defaults; a deployment sets these itself (see .env.example).
 export DJANGO_DEBUG ?= 1
 
 .PHONY: setup run test lint format bench kafka-up kafka-down kafka-status test-tools clean
 
-setup: $(STAMP)
-	@$(PY) manage.py kafka fetch
+setup: $(STAMP) $(JARS)
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kafkalab needs Python 3.11 or newer")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(JARS): broker/pom.xml | $(STAMP)
+	@$(PY) manage.py kafka fetch
 	@touch $@
 
 run: setup

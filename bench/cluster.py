@@ -1,14 +1,20 @@
-"""Section `cluster`: what `make setup` and `kafka up` cost, cold and warm, and what an idle
-broker holds on to. Runs in temp dirs, on ports 63092+, clear of the dev and test clusters."""
+"""Section `cluster`: what `make setup`, `kafka up` and `make run` cost, cold and warm, and what
+an idle broker holds on to. Runs in temp dirs, on ports 63092+, clear of the dev and test clusters."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +27,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_LIBS = REPO_ROOT / ".kafka" / "libs"
 # The dev cluster uses 9092-9097 and the test cluster 29092-29097; never touch either.
 PORT_BASE = 63092
+# `make run`'s own cluster, apart from the one above (both above the ephemeral port range).
+MAKE_RUN_PORT_BASE = 63192
 BROKERS = 3
 SETTLE_SECONDS = 5.0
 CPU_SAMPLE_SECONDS = 5.0
@@ -30,7 +38,11 @@ MIB = 2**20
 def run() -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="kafkalab-bench-") as tmp:
         scratch = Path(tmp)
-        return [*setup_figures(scratch), *cluster_figures(scratch / "cluster-root")]
+        return [
+            *setup_figures(scratch),
+            *cluster_figures(scratch / "cluster-root"),
+            *make_run_figures(scratch / "make-run"),
+        ]
 
 
 # --- make setup -----------------------------------------------------------------------------
@@ -149,6 +161,96 @@ def idle_broker_figures(cluster: LocalCluster) -> list[Figure]:
             for i in sorted(cpu)
         ),
     ]
+
+
+# --- make run -------------------------------------------------------------------------------
+
+
+def make_run_figures(root: Path) -> list[Figure]:
+    """`make run` in this checkout, as a developer runs it, until GET /cluster/ answers 200.
+
+    The first run formats the cluster's storage and creates the database; the second is the warm
+    run a developer sees every day: jars, packages, storage and database all there, brokers down.
+    """
+    cluster = LocalCluster(root / "kafka", port_base=MAKE_RUN_PORT_BASE, libs_dir=REPO_LIBS)
+    env = make_run_env(root, cluster)
+    progress(f"make run on fresh storage, ports {MAKE_RUN_PORT_BASE}+, until /cluster/ answers")
+    first, _ = make_run_until_served(env, cluster)
+    progress("make run again (warm)")
+    warm, kafka_ready = make_run_until_served(env, cluster)
+    return [
+        Figure("make run → page served (fresh storage)", first, "s", "formats storage, migrates a new database"),
+        Figure("warm make run → page served", warm, "s", f"Kafka ready after {kafka_ready:.1f} s"),
+    ]
+
+
+def make_run_env(root: Path, cluster: LocalCluster) -> dict[str, str]:
+    """The caller's environment without kafkalab's variables (make run's defaults apply), with
+    the cluster, database and port of this run."""
+    dropped = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "REDIS_URL"}
+    prefixes = ("KAFKA_", "DJANGO_")
+    env = {key: value for key, value in os.environ.items() if key not in dropped and not key.startswith(prefixes)}
+    return {
+        **env,
+        "PORT": str(free_port()),
+        "KAFKA_LOCAL_DIR": str(cluster.root),
+        "KAFKA_LOCAL_PORT_BASE": str(cluster.port_base),
+        "DATABASE_URL": f"sqlite:///{root / 'db.sqlite3'}",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def make_run_until_served(env: dict[str, str], cluster: LocalCluster) -> tuple[float, float]:
+    """Seconds from `make run` to the first 200 of /cluster/, and to serve's "Kafka is ready";
+    then Ctrl-C, as a developer stops it, and a check that its brokers stopped."""
+    url = f"http://127.0.0.1:{env['PORT']}/cluster/"
+    started = time.perf_counter()
+    # A session of its own, so that the Ctrl-C below reaches make and everything it started.
+    make = subprocess.Popen(
+        ["make", "run"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    output: list[tuple[float, str]] = []
+    reader = threading.Thread(target=lambda: output.extend((time.perf_counter(), line) for line in make.stdout))
+    reader.start()
+    try:
+        served = wait_for_200(url, make, timeout=180.0) - started
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # gone already if make failed
+            os.killpg(make.pid, signal.SIGINT)
+        try:
+            make.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(make.pid, signal.SIGKILL)
+            make.wait()
+        reader.join()
+        left_running = [broker.node_id for broker in cluster.status().brokers if broker.alive]
+        stop_and_verify(cluster)
+    if left_running:
+        raise RuntimeError(f"Ctrl-C on `make run` left Kafka node(s) {left_running} running.")
+    ready = next((at - started for at, line in output if "Kafka is ready at" in line), float("nan"))
+    return served, ready
+
+
+def wait_for_200(url: str, process: subprocess.Popen, *, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"`make run` exited with code {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return time.perf_counter()
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def read_cluster_id(cluster: LocalCluster) -> str | None:

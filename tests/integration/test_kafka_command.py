@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from pathlib import Path
 
 import psutil
+from django.conf import settings
 
 from kafkalab.kafka.admin import broker_ids
-from tests.integration.conftest import cluster_processes, manage, manage_env, pid_files
+from kafkalab.kafka.local_cluster import LocalCluster, class_archive, java_executable
+from tests.integration.conftest import cluster_processes, manage, manage_env, pid_files, stopped_afterwards
 
 # Above the ephemeral port range, apart from the other integration tests' ports.
 COMMAND_PORTS = 61592
 EXTERNAL_PORTS = 61692
 NO_JAVA_PORTS = 61792
+ARCHIVE_PORTS = 61842
 
 
 def status_json(env: dict[str, str]) -> dict:
@@ -123,3 +128,55 @@ def test_kafka_up_without_java_says_what_to_install(make_cluster, tmp_path):
     assert "Traceback" not in result.stderr
     assert not cluster.cluster_dir.exists()
     assert cluster_processes(cluster) == []
+
+
+def test_cluster_commands_need_no_secret_key(make_cluster):
+    # As the README runs them: in an activated virtualenv, without DJANGO_DEBUG or DJANGO_SECRET_KEY.
+    cluster = make_cluster(COMMAND_PORTS + 70)
+    env = manage_env(cluster)
+    del env["DJANGO_DEBUG"]
+    assert not any(name.startswith("DJANGO_") and name != "DJANGO_SETTINGS_MODULE" for name in env)
+
+    for args, expected in [
+        (("kafka", "status"), "No local cluster yet"),
+        (("kafka", "fetch"), "Kafka jars already in"),
+        (("kafka", "down"), "No local broker was running."),
+    ]:
+        result = manage(*args, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        assert expected in result.stdout
+
+
+def broker_command_line(env: dict[str, str]) -> list[str]:
+    [broker] = status_json(env)["brokers"]
+    return psutil.Process(broker["pid"]).cmdline()
+
+
+def test_the_first_start_makes_a_class_archive_that_later_starts_use(tmp_path):
+    # Jars of its own (links to the suite's), so the archive is made here from scratch.
+    libs = tmp_path / "libs"
+    libs.mkdir()
+    for jar in Path(settings.KAFKA_LIBS_DIR).glob("*.jar"):
+        (libs / jar.name).symlink_to(jar)
+    archive = class_archive(java_executable(), libs.resolve())
+    with stopped_afterwards(LocalCluster(tmp_path / "kafka", port_base=ARCHIVE_PORTS, libs_dir=libs)) as cluster:
+        env = manage_env(cluster)
+
+        assert manage("kafka", "up", "--brokers", "1", env=env).returncode == 0
+        assert any(arg.startswith("-XX:DumpLoadedClassList=") for arg in broker_command_line(env))
+        # A detached process at the lowest priority makes it once the cluster is up.
+        deadline = time.monotonic() + 180
+        while not archive.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert archive.exists()
+        assert manage("kafka", "down", env=env).returncode == 0
+
+        assert manage("kafka", "up", "--brokers", "1", env=env).returncode == 0
+        command_line = broker_command_line(env)
+        assert f"-XX:SharedArchiveFile={archive}" in command_line
+        assert not any(arg.startswith("-XX:DumpLoadedClassList=") for arg in command_line)
+    assert sorted(path.name for path in libs.iterdir() if not path.name.endswith(".jar")) == [
+        archive.name,
+        archive.with_suffix(".lock").name,
+    ]

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
+import pytest
 
 from kafkalab.kafka.local_cluster import LocalCluster
 from tests.integration.conftest import REPO_ROOT, UP_TIMEOUT, cluster_processes, free_port, manage_env, pid_files
@@ -130,3 +131,27 @@ def test_ctrl_c_while_the_cluster_starts_stops_the_brokers_it_spawned(make_clust
             server.wait()
     assert cluster_processes(cluster) == []
     assert pid_files(cluster) == []
+
+
+SECRET_KEY_MISSING = "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off (make run sets DJANGO_DEBUG=1)."
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["manage.py", "serve", "--brokers", "1", "--port", "0"],
+        ["manage.py", "runworker", "lab-runner"],
+        ["-m", "daphne", "-b", "127.0.0.1", "-p", "0", "kafkalab.asgi:application"],
+    ],
+    ids=["serve", "runworker", "daphne"],
+)
+def test_nothing_serves_without_a_secret_key_when_debug_is_off(make_cluster, command):
+    cluster = make_cluster(SERVE_PORTS + 30)
+    env = manage_env(cluster, DJANGO_DEBUG="0")
+    assert "DJANGO_SECRET_KEY" not in env
+    result = subprocess.run(
+        [sys.executable, *command], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert SECRET_KEY_MISSING in result.stdout + result.stderr
+    assert not cluster.cluster_dir.exists()  # refused before starting any broker

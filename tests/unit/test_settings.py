@@ -1,4 +1,4 @@
-"""kafkalab/settings.py reads the environment: helpers, required secrets, switched-on integrations."""
+"""kafkalab/settings.py reads the environment: helpers, the secret key, switched-on integrations."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 from kafkalab import settings as kafkalab_settings
+from kafkalab.checks import check_secret_key, require_secret_key
 from kafkalab.kafka.config import client_config
 from kafkalab.settings import env_bool, env_int, env_list
 
@@ -117,18 +119,48 @@ def test_env_list_unset_or_blank_gives_the_default(monkeypatch):
 # --- secrets and debug ----------------------------------------------------------------------
 
 
-def test_secret_key_is_required_when_debug_is_off():
+SECRET_KEY_MISSING = "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off (make run sets DJANGO_DEBUG=1)."
+
+
+# Run in a child: what Django's start-up, the system checks and require_secret_key() say.
+SERVE_GUARDS = """
+import json, django
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from kafkalab.checks import require_secret_key
+
+django.setup()
+errors = [e.msg for e in checks.run_checks(tags=[checks.Tags.security]) if e.id == "kafkalab.E001"]
+try:
+    require_secret_key()
+    raised = None
+except ImproperlyConfigured as exc:
+    raised = str(exc)
+print(json.dumps({"errors": errors, "raised": raised}))
+"""
+
+
+def serve_guards(**env: str) -> dict:
     result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
+        [sys.executable, "-c", SERVE_GUARDS],
         cwd=REPO_ROOT,
-        env=child_env(DJANGO_DEBUG="0"),
+        env=child_env(**env),
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode != 0
-    assert "ImproperlyConfigured" in result.stderr
-    assert "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off" in result.stderr
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_without_a_secret_key_django_starts_but_refuses_to_serve():
+    # Cluster commands need Django to start without a key; these two stop whatever serves.
+    assert serve_guards(DJANGO_DEBUG="0") == {"errors": [SECRET_KEY_MISSING], "raised": SECRET_KEY_MISSING}
+
+
+def test_with_a_secret_key_or_debug_on_nothing_refuses():
+    assert serve_guards(DJANGO_DEBUG="0", DJANGO_SECRET_KEY="a-real-secret") == {"errors": [], "raised": None}
+    assert serve_guards(DJANGO_DEBUG="1") == {"errors": [], "raised": None}
 
 
 def test_secret_key_from_the_environment_is_used_when_debug_is_off():
@@ -151,9 +183,27 @@ def test_debug_without_a_secret_key_uses_a_dev_only_key(fresh_settings):
     assert "insecure" in settings.SECRET_KEY
 
 
-def test_debug_off_without_a_secret_key_raises(fresh_settings):
-    with pytest.raises(ImproperlyConfigured, match="DJANGO_SECRET_KEY"):
-        fresh_settings(DJANGO_DEBUG="0")
+def test_debug_off_without_a_secret_key_leaves_the_key_empty(fresh_settings):
+    assert fresh_settings(DJANGO_DEBUG="0").SECRET_KEY == ""
+    assert fresh_settings().SECRET_KEY == ""  # debug is off unless DJANGO_DEBUG says otherwise
+
+
+def test_the_secret_key_check_passes_with_a_key(settings):
+    settings.SECRET_KEY = "a-real-secret"
+    settings.DEBUG = False
+    require_secret_key()
+    assert check_secret_key() == []
+
+
+def test_the_secret_key_check_fails_without_a_key(settings):
+    settings.SECRET_KEY = ""
+    settings.DEBUG = False
+    with pytest.raises(ImproperlyConfigured) as excinfo:
+        require_secret_key()
+    assert str(excinfo.value) == SECRET_KEY_MISSING
+    [error] = check_secret_key()
+    assert (error.id, error.msg, error.level) == ("kafkalab.E001", SECRET_KEY_MISSING, checks.ERROR)
+    assert error in checks.run_checks(tags=[checks.Tags.security])
 
 
 def test_allowed_hosts_default_to_loopback_and_follow_the_environment(fresh_settings):

@@ -2,10 +2,11 @@
 
 from django.urls import path
 
+import kafkalab.labs.converters  # noqa: F401 (registers lab_id)
 from kafkalab.cluster.consumers import ClusterConsumer
 from kafkalab.labs.consumers import LabConsumer
 
 websocket_urlpatterns = [
     path("ws/cluster/", ClusterConsumer.as_asgi()),
-    path("ws/labs/<int:lab_id>/", LabConsumer.as_asgi()),
+    path("ws/labs/<lab_id:lab_id>/", LabConsumer.as_asgi()),
 ]

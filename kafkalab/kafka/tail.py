@@ -6,7 +6,7 @@ The observer uses this to show every record, whoever wrote it. It reads uncommit
 
 from __future__ import annotations
 
-import time
+import operator
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
@@ -25,15 +25,38 @@ class TailRecord:
     timestamp_ms: int
 
 
+# Stands in for the headers of a record whose header names are not all UTF-8.
+UNREADABLE_HEADERS = ("<header names not UTF-8>", b"")
+# Message.headers() through a C-level call: see record_headers.
+_headers_of = operator.methodcaller("headers")
+
+
 def _tail_record(message) -> TailRecord:
+    """The record as the observer and the inspector see it: never raises, whatever its bytes."""
     return TailRecord(
         partition=message.partition(),
         offset=message.offset(),
         key=message.key(),
         value=message.value(),
-        headers=tuple(message.headers() or ()),
+        headers=record_headers(message),
         timestamp_ms=message.timestamp()[1],
     )
+
+
+def record_headers(message) -> tuple[tuple[str, bytes | None], ...]:
+    """The message's headers, or (UNREADABLE_HEADERS,) when a header name is not UTF-8.
+
+    confluent-kafka 2.16 cannot decode such a name, yet returns a half-built list (a NULL where
+    the name should be, which crashes the interpreter when touched) with the UnicodeDecodeError
+    left pending. A plain `message.headers()` raises SystemError for that only until CPython
+    specialises the call; after that the error surfaces later, anywhere. Calling it through
+    methodcaller always checks, so the error is raised here. Call this once per message: a
+    second headers() returns the cached half-built list without any error.
+    """
+    try:
+        return tuple(_headers_of(message) or ())
+    except (SystemError, UnicodeDecodeError):
+        return (UNREADABLE_HEADERS,)
 
 
 class TopicTail:
@@ -93,23 +116,6 @@ class TopicTail:
             records.append(_tail_record(message))
         return records
 
-    def watermarks(self) -> dict[int, tuple[int, int]]:
-        """(log start, log end) per partition, asked of the partition leaders now."""
-        marks = {}
-        for partition in self.partitions:
-            try:
-                marks[partition] = self._consumer.get_watermark_offsets(
-                    TopicPartition(self.topic, partition), timeout=2, cached=False
-                )
-            except KafkaException:  # that partition's leader is down: leave it out this round
-                continue
-        return marks
-
-    def reached(self, ends: dict[int, int]) -> bool:
-        """Whether this tail has read up to the given end offset of every partition."""
-        positions = self._consumer.position([TopicPartition(self.topic, p) for p in ends])
-        return all(tp.offset >= ends[tp.partition] or ends[tp.partition] == 0 for tp in positions)
-
     def close(self) -> None:
         self._consumer.close()
 
@@ -135,20 +141,3 @@ def read_record(topic: str, partition: int, offset: int, *, config: dict[str, ob
         return None
     finally:
         consumer.close()
-
-
-def read_recent(topic: str, *, window: int, config: dict[str, object], timeout: float = 10.0) -> list[TailRecord]:
-    """Every record among the last `window` of each partition, read up to the log end now."""
-    tail = TopicTail(topic, window=window, config=config)
-    try:
-        tail.refresh_partitions()
-        ends = {p: high for p, (_, high) in tail.watermarks().items()}
-        records: list[TailRecord] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not tail.reached(ends):
-            records.extend(tail.poll(max_records=5000, timeout=0.1))
-        return records
-    except KafkaException as exc:
-        raise KafkaUnavailable(f"Kafka did not let us read {topic}: {exc}") from exc
-    finally:
-        tail.close()

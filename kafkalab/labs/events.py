@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from kafkalab.labs import records
+
 EVENT_TYPE_HEADER = "event-type"
 CONTENT_TYPE_HEADER = "content-type"
+EVENT_TYPE_CHARS = 40
 
 # A small cast of customers, so that keying by customerId visibly groups their orders.
 CUSTOMERS = [
@@ -77,46 +79,21 @@ def headers_for(event_type: str) -> list[tuple[str, bytes]]:
     return [(EVENT_TYPE_HEADER, event_type.encode()), (CONTENT_TYPE_HEADER, b"application/json")]
 
 
-@dataclass(frozen=True)
-class EventView:
-    """A record as the page shows it, whoever produced it."""
-
-    partition: int
-    offset: int
-    key: str | None
-    event_type: str
-    timestamp_ms: int
-
-    @property
-    def short_key(self) -> str:
-        if self.key is None:
-            return "∅"
-        return self.key[:8]
-
-    @property
-    def type_class(self) -> str:
-        return {"OrderCreated": "created", "OrderPaid": "paid", "OrderShipped": "shipped"}.get(self.event_type, "other")
-
-    @property
-    def type_label(self) -> str:
-        return self.event_type.removeprefix("Order") if self.event_type.startswith("Order") else self.event_type
-
-
 def event_type_of(headers, value: bytes | None) -> str:
-    """The event-type header; else a guess from the body's shape; else 'unknown'."""
+    """The event-type header; else a guess from the body's shape: "OrderCreated", "unknown" for
+    other JSON, or why the body is no JSON to guess from ("not JSON", "nested too deeply", …)."""
     for name, raw in headers or ():
         if name == EVENT_TYPE_HEADER and raw:
-            return raw.decode(errors="replace")[:40]
-    try:
-        body = json.loads(value or b"")
-    except ValueError:
-        return "not JSON"
+            # A header value may be a megabyte: decode no more than the label can show.
+            return raw[: EVENT_TYPE_CHARS * 4].decode("utf-8", errors="replace")[:EVENT_TYPE_CHARS]
+    body, reason = records.parse_json(value)
+    if reason is not None:
+        return reason
     if isinstance(body, dict) and "items" in body and "orderId" in body:
         return "OrderCreated"
     return "unknown"
 
 
 def decode_key(key: bytes | None) -> str | None:
-    if key is None:
-        return None
-    return key.decode("utf-8", errors="replace")
+    """The key as text for the page, bounded: the lanes, data-key and the inspector all show it."""
+    return records.display_key(key)

@@ -9,8 +9,11 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from kafkalab.checks import require_secret_key
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kafkalab.settings")
 django_asgi_app = get_asgi_application()
+require_secret_key()  # daphne and runworker refuse to serve without a key (debug off)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
@@ -19,7 +22,8 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 
 from kafkalab.routing import websocket_urlpatterns  # noqa: E402
 from kafkalab.runner.consumer import LabRunner  # noqa: E402
-from kafkalab.runner.embedded import RUNNER_CHANNEL, EmbeddedRunner  # noqa: E402
+from kafkalab.runner.embedded import EmbeddedRunner  # noqa: E402
+from kafkalab.runner.protocol import RUNNER_CHANNEL  # noqa: E402
 
 protocols = ProtocolTypeRouter(
     {

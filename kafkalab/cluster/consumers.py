@@ -5,21 +5,21 @@ from __future__ import annotations
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
-from kafkalab.cluster.services import CLUSTER_GROUP
-from kafkalab.runner.embedded import RUNNER_CHANNEL
+from kafkalab.runner.protocol import CLUSTER_GROUP, ClusterUpdate, ClusterWatch, runner_send
 
 
 class ClusterConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         await self.channel_layer.group_add(CLUSTER_GROUP, self.channel_name)
         await self.accept()
-        await self.channel_layer.send(RUNNER_CHANNEL, {"type": "cluster.watch", "reply_channel": self.channel_name})
+        await runner_send(ClusterWatch(reply_channel=self.channel_name), layer=self.channel_layer)
 
     async def disconnect(self, code: int) -> None:
         await self.channel_layer.group_discard(CLUSTER_GROUP, self.channel_name)
 
     async def cluster_update(self, event: dict) -> None:
-        await self.send(text_data=render_to_string(self._template(), {"health": event["health"]}))
+        update = ClusterUpdate.parse(event)
+        await self.send(text_data=render_to_string(self._template(), {"health": update.health}))
 
     def _template(self) -> str:
         # The lab page shows a compact badge; the cluster page the full panel.

@@ -13,8 +13,6 @@ from kafkalab.kafka.config import client_config, is_external, local_cluster
 from kafkalab.kafka.errors import KafkaUnavailable
 from kafkalab.kafka.local_cluster import kafka_version
 
-CLUSTER_GROUP = "cluster"
-
 
 class ClusterHealthProbe:
     """Reads the cluster's health. Keeps one admin client, and remembers every broker it has

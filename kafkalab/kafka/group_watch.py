@@ -11,13 +11,14 @@ from dataclasses import dataclass
 
 from kafkalab.kafka.errors import KafkaRefused, KafkaUnavailable
 from kafkalab.kafka.groups import GroupDescription, GroupMember
+from kafkalab.kafka.topics import PartitionState
 
 RESTART_BACKOFF_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
 class GroupSnapshot:
-    watermarks: dict[int, tuple[int, int]]  # partition → (log start, log end)
+    partitions: list[PartitionState]  # leader, replicas, ISR and offsets of each partition
     group: GroupDescription | None
     committed: dict[int, int] | None
     error: str | None
@@ -30,7 +31,7 @@ def _snapshot(line: bytes) -> GroupSnapshot:
         group = GroupDescription(**{**group, "members": [GroupMember(**m) for m in group["members"]]})
     committed = data.get("committed")
     return GroupSnapshot(
-        watermarks={int(p): (low, high) for p, (low, high) in data.get("partitions", {}).items()},
+        partitions=[PartitionState(**p) for p in data.get("partitions", [])],
         group=group,
         committed=None if committed is None else {int(p): o for p, o in committed.items()},
         error=data.get("error"),
@@ -74,7 +75,7 @@ class GroupWatch:
             return
         if self._process is not None:
             self._process.wait()
-            self._latest = GroupSnapshot({}, None, None, "the group probe stopped; starting another")
+            self._latest = GroupSnapshot([], None, None, "the group probe stopped; starting another")
         if time.monotonic() - self._started_at < RESTART_BACKOFF_SECONDS:
             self._process = None
             return
@@ -110,11 +111,6 @@ def _run_once(mode: str, params: dict, *, timeout: float) -> bytes:
     if result.returncode != 0 or not lines:
         raise KafkaUnavailable("Asking Kafka about the group failed (a broker may have just gone down)")
     return lines[-1]
-
-
-def group_snapshot(*, client: dict, group_id: str, topic: str, timeout: float = 30.0) -> GroupSnapshot:
-    """One snapshot, taken by a probe process."""
-    return _snapshot(_run_once("once", {"client": client, "group_id": group_id, "topic": topic}, timeout=timeout))
 
 
 def group_delete_isolated(*, client: dict, group_id: str, timeout: float = 30.0) -> None:

@@ -25,15 +25,19 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
-COMMIT_AUTO = "auto"
-COMMIT_AFTER = "after"  # manual commit after processing: at-least-once
-COMMIT_BEFORE = "before"  # manual commit before processing: at-most-once
+from kafkalab.kafka.consumer_config import CommitMode, ConsumerConfig
+from kafkalab.kafka.tail import record_headers
 
 STOP_DEADLINE_SECONDS = 10
+# A report is one line the lab runner reads with a bounded buffer: whatever a record holds,
+# no text field of a report grows past these.
+REPORT_TEXT_CHARS = 1000
+KEY_CHARS = 200
+ORDER_ID_CHARS = 64
+EVENT_TYPE_CHARS = 40
+# Bigger than any record the brokers accept by default; a bigger value is not parsed.
+MAX_JSON_BYTES = 1 << 20
 PR_SET_PDEATHSIG = 1
-
-CLASSIC = "classic"
-CONSUMER = "consumer"  # KIP-848
 
 
 @dataclass
@@ -44,53 +48,33 @@ class ServiceSettings:
     topic: str
     group_id: str
     client: dict[str, object]  # bootstrap servers and security settings
-    assignment_strategy: str = "range"
-    group_protocol: str = CLASSIC
-    session_timeout_ms: int = 10_000
-    processing_delay_ms: int = 0
-    enable_auto_commit: bool = True
-    auto_commit_interval_ms: int = 5_000
-    enable_auto_offset_store: bool = True
-    commit_mode: str = COMMIT_AUTO
-    isolation_level: str = "read_committed"
+    config: ConsumerConfig = field(default_factory=ConsumerConfig)
     auto_offset_reset: str = "earliest"
     parent_pid: int | None = None  # the lab runner: this process ends when it does
     extra: dict[str, object] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.config, dict):  # as it travels in JSON
+            self.config = ConsumerConfig.from_dict(self.config)
+
     def consumer_config(self) -> dict[str, object]:
-        config: dict[str, object] = {
+        return {
             **self.client,
             "group.id": self.group_id,
             "client.id": self.name,
-            "group.protocol": self.group_protocol,
             "auto.offset.reset": self.auto_offset_reset,
-            "isolation.level": self.isolation_level,
-            "enable.auto.commit": self.commit_mode == COMMIT_AUTO and self.enable_auto_commit,
-            "auto.commit.interval.ms": self.auto_commit_interval_ms,
-            "enable.auto.offset.store": self.enable_auto_offset_store,
-            # The processing delay is part of the lesson, not a reason to be thrown out.
-            "max.poll.interval.ms": max(300_000, self.processing_delay_ms * 4),
             # Notice added partitions within seconds (the default looks every 5 minutes).
             "topic.metadata.refresh.interval.ms": 3000,
             "socket.connection.setup.timeout.ms": 3000,
+            **self.config.kafka_settings(),
+            **self.extra,
         }
-        if self.group_protocol == CLASSIC:
-            # KIP-848 moves these to the broker: setting them there is a configuration error.
-            config["partition.assignment.strategy"] = self.assignment_strategy
-            config["session.timeout.ms"] = self.session_timeout_ms
-            config["heartbeat.interval.ms"] = heartbeat_interval_ms(self.session_timeout_ms)
-        config.update(self.extra)
-        return config
-
-
-def heartbeat_interval_ms(session_timeout_ms: int) -> int:
-    """Classic protocol: a member learns of a rebalance at its next heartbeat, so beat at least
-    once a second (a graceful stop then rebalances within about a second), and at most a third
-    of the session timeout, as Kafka advises."""
-    return max(100, min(1000, session_timeout_ms // 3))
 
 
 def report(event: str, **fields: object) -> None:
+    fields = {
+        name: _short(value, REPORT_TEXT_CHARS) if isinstance(value, str) else value for name, value in fields.items()
+    }
     sys.stdout.write(json.dumps({"event": event, "at": time.time(), **fields}, separators=(",", ":")) + "\n")
     sys.stdout.flush()
 
@@ -129,30 +113,34 @@ class NotificationService:
 
     def _handle(self, message) -> None:
         where = {"partition": message.partition(), "offset": message.offset()}
-        report("received", **where, key=_text(message.key()))
-        if self.settings.commit_mode == COMMIT_BEFORE:
+        report("received", **where, key=_text(message.key(), KEY_CHARS))
+        config = self.settings.config
+        if config.commit_mode == CommitMode.BEFORE:
             self._commit(message)
-        delay = self.settings.processing_delay_ms / 1000
+        delay = config.processing_delay_ms / 1000
         if delay:
             time.sleep(delay)
         report("processed", **where)
         self._email(message, where)
-        if self.settings.commit_mode == COMMIT_AFTER:
+        if config.commit_mode == CommitMode.AFTER:
             self._commit(message)
-        elif not self.settings.enable_auto_offset_store:
+        elif not config.enable_auto_offset_store:
             # Auto-commit, but only of what is processed: at-least-once without manual commits.
             self.consumer.store_offsets(message=message)
             report("stored", **where)
 
     def _email(self, message, where: dict) -> None:
-        headers = dict(message.headers() or ())
-        event_type = (headers.get("event-type") or b"").decode(errors="replace")
-        try:
-            body = json.loads(message.value() or b"")
-        except ValueError:
-            body = None
+        # Any client may write to the topic: a record this service cannot read is still "emailed",
+        # without an order id, and never ends the process.
+        event_type = _text(dict(record_headers(message)).get("event-type"), EVENT_TYPE_CHARS)
+        body = _json_body(message.value())
         order_id = body.get("orderId") if isinstance(body, dict) else None
-        report("emailed", **where, order_id=order_id, event_type=event_type or None)
+        report(
+            "emailed",
+            **where,
+            order_id=_short(order_id, ORDER_ID_CHARS) if isinstance(order_id, str) else None,
+            event_type=event_type or None,
+        )
 
     def _commit(self, message) -> None:
         try:
@@ -195,8 +183,24 @@ class _ErrorLogger:
         return lambda *args, **kwargs: None
 
 
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("utf-8", errors="replace")
+def _text(value: bytes | None, limit: int) -> str | None:
+    """At most `limit` characters of `value` as UTF-8, decoding no more bytes than that needs."""
+    return None if value is None else value[: limit * 4].decode("utf-8", errors="replace")[:limit]
+
+
+def _short(text: str, limit: int) -> str:
+    # JSON strings may hold lone surrogates ("\ud800"), which the lab runner could not store.
+    return text[:limit].encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace")[:limit]
+
+
+def _json_body(value: bytes | None) -> object | None:
+    """The value as JSON, or None when it is none, too big, not JSON, or nested too deeply."""
+    if not value or len(value) > MAX_JSON_BYTES:
+        return None
+    try:
+        return json.loads(value)
+    except (ValueError, RecursionError):
+        return None
 
 
 def die_with_parent(parent_pid: int | None) -> None:

@@ -8,7 +8,8 @@ import logging
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from kafkalab.cluster.services import CLUSTER_GROUP, ClusterHealthProbe
+from kafkalab.cluster.services import ClusterHealthProbe
+from kafkalab.runner.protocol import CLUSTER_GROUP, ClusterUpdate
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ class ClusterWatcher:
     async def send_latest(self, reply_channel: str) -> None:
         if self.latest is None:
             self.latest = await asyncio.to_thread(self.probe.read)
-        await get_channel_layer().send(reply_channel, {"type": "cluster.update", "health": self.latest})
+        await get_channel_layer().send(reply_channel, ClusterUpdate(health=self.latest).as_message())
 
     async def _run(self) -> None:
         layer = get_channel_layer()
@@ -38,5 +39,5 @@ class ClusterWatcher:
             else:
                 if health != self.latest:
                     self.latest = health
-                    await layer.group_send(CLUSTER_GROUP, {"type": "cluster.update", "health": health})
+                    await layer.group_send(CLUSTER_GROUP, ClusterUpdate(health=health).as_message())
             await asyncio.sleep(settings.CLUSTER_WATCH_INTERVAL)

@@ -1,18 +1,31 @@
-"""The lab runner's command handler: one instance per runner process, holding every lab's
-long-running parts (observer, consumer processes, live state)."""
+"""The lab runner: a Channels worker on the "lab-runner" channel (kafkalab.runner.protocol).
+
+It owns everything long-running: the cluster watcher, each watched lab's observer and live model,
+every lab's NotificationService processes, and the expiry of idle labs. What it holds lives in one
+`Runner` per event loop, not in the Channels consumer instance: Channels makes a new instance when
+one fails, and a new instance must find the processes and observers the old one started, never
+start a second observer or lose track of a process.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
+from datetime import timedelta
 
 from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
+from django.conf import settings
+from django.utils import timezone
 
-from kafkalab.labs.models import Lab, NotificationConsumer, OutboxEmail
+from kafkalab.kafka.consumer_config import LIVE_STATUSES, ConsumerConfig, ConsumerStatus
+from kafkalab.labs.models import Lab, NotificationConsumer, OutboxEmail, Rebalance
+from kafkalab.runner import protocol
 from kafkalab.runner.cluster_watcher import ClusterWatcher
 from kafkalab.runner.lab_observer import LabObserver
-from kafkalab.runner.live import LabLive
+from kafkalab.runner.live import LabLive, RebalanceLive
+from kafkalab.runner.protocol import LabClosed, LabModel
 from kafkalab.runner.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -20,6 +33,9 @@ log = logging.getLogger(__name__)
 # An observer outlives its last viewer this long, so a page reload doesn't restart it.
 OBSERVER_GRACE_SECONDS = 30.0
 PERSIST_INTERVAL = 0.2
+READY_WAIT_SECONDS = 15.0
+RUNNER_FAILED = "The lab runner failed on that request; the app's log says why."
+TIMELINE_LOADED = 12
 
 
 class LabSession:
@@ -38,114 +54,93 @@ class LabSession:
             self.observer.request_redraw()
 
 
-class LabRunner(AsyncConsumer):
-    """Receives commands sent with `channel_layer.send("lab-runner", {...})`."""
+class Runner:
+    """What one runner process holds, on one event loop."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, layer) -> None:
+        self.layer = layer
         self.cluster_watcher = ClusterWatcher()
         self.labs: dict[int, LabSession] = {}
-        self._started = False
+        self._background: list[asyncio.Task] = []
 
-    async def dispatch(self, message: dict) -> None:
-        if not self._started:
-            self._started = True
-            await forget_processes_of_a_previous_run()
-            asyncio.get_running_loop().create_task(self._persist_forever(), name="runner-persist")
-        await super().dispatch(message)
+    async def start(self) -> None:
+        await forget_processes_of_a_previous_run()
+        loop = asyncio.get_running_loop()
+        self._background = [
+            loop.create_task(self._persist_forever(), name="runner-persist"),
+            loop.create_task(self._housekeeping_forever(), name="runner-housekeeping"),
+        ]
 
-    # Cluster ----------------------------------------------------------------------------------
-
-    async def cluster_watch(self, message: dict) -> None:
-        """A page wants live broker state: keep the watcher running, answer with the latest."""
-        self.cluster_watcher.ensure_running()
-        await self.cluster_watcher.send_latest(message["reply_channel"])
-
-    # Viewers ----------------------------------------------------------------------------------
-
-    async def lab_watch(self, message: dict) -> None:
-        session = await self._session(message["lab_id"])
-        session.viewers += 1
-        if session.idle_stop is not None:
-            session.idle_stop.cancel()
-            session.idle_stop = None
-        observer = self._observer(session)
-        await self.channel_layer.send(message["reply_channel"], {"type": "lab.html", "html": observer.snapshot_html()})
-
-    async def lab_unwatch(self, message: dict) -> None:
-        session = await self._session(message["lab_id"])
-        session.viewers = max(0, session.viewers - 1)
-        if session.viewers == 0 and session.idle_stop is None:
-            loop = asyncio.get_running_loop()
-            session.idle_stop = loop.call_later(OBSERVER_GRACE_SECONDS, self._stop_observer_if_idle, session)
-
-    # Lab lifecycle ----------------------------------------------------------------------------
-
-    async def lab_reap(self, message: dict) -> None:
-        """Before a reset: stop every consumer process of the lab."""
-        session = await self._session(message["lab_id"])
-        await session.supervisor.reap()
-
-    async def lab_reset(self, message: dict) -> None:
-        """The lab's topics were recreated: forget what was seen and read them afresh."""
-        session = await self._session(message["lab_id"])
-        session.live.reset()
-        if session.observer is not None:
-            session.observer.stop()
-            session.observer = None
-            if session.viewers:
-                self._observer(session)
-
-    async def lab_refresh(self, message: dict) -> None:
-        """Partitions changed: look now rather than at the next periodic check."""
-        session = await self._session(message["lab_id"])
-        if session.observer is not None:
-            session.observer.request_refresh()
-
-    # Consumers --------------------------------------------------------------------------------
-
-    async def consumer_start(self, message: dict) -> None:
-        session = await self._session(message["lab_id"])
-        await session.supervisor.start(message["name"])
-
-    async def consumer_stop(self, message: dict) -> None:
-        session = await self._session(message["lab_id"])
-        await session.supervisor.stop(message["name"])
-
-    async def consumer_kill(self, message: dict) -> None:
-        session = await self._session(message["lab_id"])
-        await session.supervisor.kill(message["name"])
-
-    # Helpers ----------------------------------------------------------------------------------
-
-    async def _session(self, lab_id: int) -> LabSession:
+    async def session(self, lab_id: int) -> LabSession:
         session = self.labs.get(lab_id)
         if session is None:
-            session = self.labs[lab_id] = LabSession(lab_id)
-            session.live.load_emails(await _email_keys(lab_id))
-            for row in await _consumer_rows(lab_id):
-                live = session.live.consumer(row.name, row.config)
-                live.status, live.last_error = row.status, row.last_error
+            session = LabSession(lab_id)
+            await _load_history(session)
+            # Another command may have made it while this one waited for the database.
+            session = self.labs.setdefault(lab_id, session)
         return session
 
-    def _observer(self, session: LabSession) -> LabObserver:
+    def observer(self, session: LabSession) -> LabObserver:
+        """The lab's one observer, started if it is not running."""
         if session.observer is None or not session.observer.alive:
+            lab = Lab(pk=session.lab_id)
             session.observer = LabObserver(
                 lab_id=session.lab_id,
-                topic=Lab(pk=session.lab_id).orders_topic,
-                group_id=Lab(pk=session.lab_id).group_id,
+                topic=lab.orders_topic,
+                group_id=lab.group_id,
                 live=session.live,
                 loop=asyncio.get_running_loop(),
-                layer=self.channel_layer,
+                layer=self.layer,
             )
             session.observer.start()
         return session.observer
+
+    def keep_watching(self, session: LabSession, seconds: float = OBSERVER_GRACE_SECONDS) -> None:
+        """Stop the observer `seconds` after the last viewer left (unless one comes back)."""
+        if session.idle_stop is not None:
+            session.idle_stop.cancel()
+        session.idle_stop = asyncio.get_running_loop().call_later(seconds, self._stop_observer_if_idle, session)
 
     def _stop_observer_if_idle(self, session: LabSession) -> None:
         session.idle_stop = None
         if session.viewers == 0 and session.observer is not None:
             session.observer.stop()
             session.observer = None
+
+    async def model(self, session: LabSession) -> dict:
+        """The lab's model, once its observer has first looked at Kafka."""
+        observer = self.observer(session)
+        await asyncio.to_thread(observer.ready.wait, READY_WAIT_SECONDS)
+        return observer.model()
+
+    def in_background(self, work, *, reply_channel: str | None = None) -> None:
+        """Run slow work (waiting for an observer, reaping processes) beside the runner's command
+        loop, so one lab's wait never holds up another lab's commands. A failure is logged and,
+        when someone waits for an answer, answered with an error."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("the lab runner failed in the background")
+                if reply_channel is not None:
+                    await protocol.reply(self.layer, reply_channel, error=RUNNER_FAILED)
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._background.append(task)
+        task.add_done_callback(self._background.remove)
+
+    async def forget(self, lab_id: int, reason: str) -> None:
+        """The lab is gone: its processes stop, its observer ends, its viewers are told."""
+        session = self.labs.pop(lab_id, None)
+        if session is None:
+            return
+        await session.supervisor.reap()
+        if session.observer is not None:
+            session.observer.stop()
+        await protocol.lab_publish(self.layer, lab_id, LabClosed(reason=reason))
+
+    # Background ---------------------------------------------------------------------------------
 
     async def _persist_forever(self) -> None:
         while True:
@@ -156,23 +151,186 @@ class LabRunner(AsyncConsumer):
                     log.exception("saving lab %s failed", session.lab_id)
             await asyncio.sleep(PERSIST_INTERVAL)
 
+    async def _housekeeping_forever(self) -> None:
+        while True:
+            await asyncio.sleep(settings.LAB_HOUSEKEEPING_SECONDS)
+            try:
+                await self.housekeeping()
+            except Exception:
+                log.exception("lab housekeeping failed")
+
+    async def housekeeping(self) -> None:
+        """Watched labs are in use; idle ones past their time are deleted."""
+        watched = [lab_id for lab_id, session in self.labs.items() if session.viewers]
+        await _mark_seen(watched)
+        for lab_id in await _idle_lab_ids():
+            await self.expire(lab_id)
+
+    async def expire(self, lab_id: int) -> None:
+        from kafkalab.labs.services.labs import lab_delete
+
+        reason = f"This lab was idle for {_idle_text()} and has been deleted. Start a new one from the home page."
+        log.info("lab %s expired after %s idle: deleting its processes, topics, group and rows", lab_id, _idle_text())
+        await self.forget(lab_id, reason)
+        await asyncio.to_thread(lab_delete, lab_id=lab_id)
+
+
+_runners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runner] = weakref.WeakKeyDictionary()
+
+
+async def runner_for_loop(layer) -> Runner:
+    loop = asyncio.get_running_loop()
+    runner = _runners.get(loop)
+    if runner is None:
+        runner = _runners[loop] = Runner(layer)
+        await runner.start()
+    return runner
+
+
+class LabRunner(AsyncConsumer):
+    """Receives the commands of kafkalab.runner.protocol and hands them to the Runner."""
+
+    async def dispatch(self, message: dict) -> None:
+        self.runner = await runner_for_loop(self.channel_layer)
+        try:
+            await super().dispatch(message)
+        except Exception:
+            # One failed command must not end the runner: Channels would start a new instance.
+            log.exception("the lab runner failed on %s", message.get("type"))
+            if reply_channel := message.get("reply_channel"):
+                await protocol.reply(self.channel_layer, reply_channel, error=RUNNER_FAILED)
+
+    # Cluster ----------------------------------------------------------------------------------
+
+    async def cluster_watch(self, message: dict) -> None:
+        command = protocol.ClusterWatch.parse(message)
+        self.runner.cluster_watcher.ensure_running()
+        await self.runner.cluster_watcher.send_latest(command.reply_channel)
+
+    # Viewers ----------------------------------------------------------------------------------
+
+    async def lab_watch(self, message: dict) -> None:
+        command = protocol.LabWatch.parse(message)
+        session = await self.runner.session(command.lab_id)
+        session.viewers += 1
+        if session.idle_stop is not None:
+            session.idle_stop.cancel()
+            session.idle_stop = None
+        self.runner.in_background(self._send_model(session, command.reply_channel))
+
+    async def _send_model(self, session: LabSession, channel: str) -> None:
+        model = LabModel(model=await self.runner.model(session))
+        await self.channel_layer.send(channel, model.as_message())
+
+    async def lab_unwatch(self, message: dict) -> None:
+        command = protocol.LabUnwatch.parse(message)
+        session = await self.runner.session(command.lab_id)
+        session.viewers = max(0, session.viewers - 1)
+        if session.viewers == 0:
+            self.runner.keep_watching(session)
+
+    async def lab_state_ask(self, message: dict) -> None:
+        command = protocol.LabStateAsk.parse(message)
+        session = await self.runner.session(command.lab_id)
+        if not session.viewers:
+            self.runner.keep_watching(session)
+        self.runner.in_background(
+            self._answer_model(session, command.reply_channel), reply_channel=command.reply_channel
+        )
+
+    async def _answer_model(self, session: LabSession, channel: str) -> None:
+        await protocol.reply(self.channel_layer, channel, data=await self.runner.model(session))
+
+    # Lab lifecycle ----------------------------------------------------------------------------
+
+    async def lab_reap(self, message: dict) -> None:
+        """Before a reset: stop every consumer process of the lab, then say so."""
+        command = protocol.LabReap.parse(message)
+        session = await self.runner.session(command.lab_id)
+        self.runner.in_background(self._reap(session, command.reply_channel), reply_channel=command.reply_channel)
+
+    async def _reap(self, session: LabSession, channel: str) -> None:
+        await session.supervisor.reap()
+        await protocol.reply(self.channel_layer, channel, data={"live": len(session.supervisor.processes)})
+
+    async def lab_reset(self, message: dict) -> None:
+        """The lab's topics were recreated: forget what was seen and read them afresh."""
+        command = protocol.LabReset.parse(message)
+        session = await self.runner.session(command.lab_id)
+        session.live.reset()
+        if session.observer is not None:
+            session.observer.stop()
+            session.observer = None
+            if session.viewers:
+                self.runner.observer(session)
+
+    async def lab_forget(self, message: dict) -> None:
+        command = protocol.LabForget.parse(message)
+        await self.runner.forget(command.lab_id, command.reason)
+
+    async def lab_refresh(self, message: dict) -> None:
+        command = protocol.LabRefresh.parse(message)
+        session = await self.runner.session(command.lab_id)
+        if session.observer is not None:
+            session.observer.request_refresh()
+
+    # Consumers --------------------------------------------------------------------------------
+
+    async def consumer_start(self, message: dict) -> None:
+        command = protocol.ConsumerStart.parse(message)
+        session = await self.runner.session(command.lab_id)
+        await session.supervisor.start(command.name)
+
+    async def consumer_stop(self, message: dict) -> None:
+        command = protocol.ConsumerStop.parse(message)
+        session = await self.runner.session(command.lab_id)
+        await session.supervisor.stop(command.name)
+
+    async def consumer_kill(self, message: dict) -> None:
+        command = protocol.ConsumerKill.parse(message)
+        session = await self.runner.session(command.lab_id)
+        await session.supervisor.kill(command.name)
+
+
+def _idle_text() -> str:
+    hours = settings.LAB_IDLE_EXPIRY_SECONDS / 3600
+    return f"{hours:g} h" if hours >= 1 else f"{settings.LAB_IDLE_EXPIRY_SECONDS:g} s"
+
 
 @database_sync_to_async
 def forget_processes_of_a_previous_run() -> None:
     """Processes die with the runner that started them, so a fresh runner owns none."""
-    live = [
-        NotificationConsumer.Status.STARTING,
-        NotificationConsumer.Status.RUNNING,
-        NotificationConsumer.Status.STOPPING,
-    ]
-    NotificationConsumer.objects.filter(status__in=live).update(status=NotificationConsumer.Status.STOPPED, pid=None)
+    NotificationConsumer.objects.filter(status__in=LIVE_STATUSES).update(status=ConsumerStatus.STOPPED, pid=None)
 
 
 @database_sync_to_async
-def _email_keys(lab_id: int) -> list[tuple[int, int]]:
-    return list(OutboxEmail.objects.filter(lab_id=lab_id).values_list("partition", "offset"))
+def _load_history(session: LabSession) -> None:
+    """What earlier runs saved: consumers (stopped now), emails (to judge duplicates), the timeline."""
+    live = session.live
+    live.load_emails(list(OutboxEmail.objects.filter(lab_id=session.lab_id).values_list("partition", "offset")))
+    for row in NotificationConsumer.objects.filter(lab_id=session.lab_id):
+        try:
+            config = ConsumerConfig.from_dict(row.config)
+        except (TypeError, ValueError):  # shown with the defaults; starting it says what is wrong
+            config = ConsumerConfig()
+        consumer = live.consumer(row.name, config)
+        consumer.status, consumer.last_error = ConsumerStatus(row.status), row.last_error
+    saved = Rebalance.objects.filter(lab_id=session.lab_id)[:TIMELINE_LOADED]
+    live.load_rebalances(
+        [
+            RebalanceLive.from_saved(trigger=r.trigger, started_at=r.started_at, ended_at=r.ended_at, changes=r.changes)
+            for r in saved
+        ]
+    )
 
 
 @database_sync_to_async
-def _consumer_rows(lab_id: int) -> list[NotificationConsumer]:
-    return list(NotificationConsumer.objects.filter(lab_id=lab_id))
+def _mark_seen(lab_ids: list[int]) -> None:
+    if lab_ids:
+        Lab.objects.filter(pk__in=lab_ids).update(last_seen_at=timezone.now())
+
+
+@database_sync_to_async
+def _idle_lab_ids() -> list[int]:
+    cutoff = timezone.now() - timedelta(seconds=settings.LAB_IDLE_EXPIRY_SECONDS)
+    return list(Lab.objects.filter(last_seen_at__lt=cutoff).values_list("pk", flat=True))

@@ -9,7 +9,7 @@ from channels.layers import get_channel_layer
 from channels.worker import Worker
 from django.conf import settings
 
-RUNNER_CHANNEL = "lab-runner"
+from kafkalab.runner.protocol import RUNNER_CHANNEL
 
 log = logging.getLogger(__name__)
 

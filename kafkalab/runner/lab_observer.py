@@ -1,13 +1,16 @@
-"""The lab observer: sees the lab from outside and draws it.
+"""The lab observer: sees the lab from outside and keeps its live model.
 
 One thread per watched lab:
 - reads every partition of the orders topic with a TopicTail (no group, read_uncommitted),
-  keeping a bounded window of recent events per lane;
-- polls the log's offsets and the consumer group (state, members, committed offsets);
-- combines that with the consumer processes' own reports (LabLive) and pushes HTML fragments.
+  keeping a bounded window of recent records per lane;
+- takes the group probe's latest snapshot (partitions with leader, ISR and offsets; the group;
+  its committed offsets);
+- combines that with the consumer processes' own reports (LabLive) into the model
+  (kafkalab.runner.model) and publishes it to the lab's viewers as plain data.
 
-Pushes are coalesced (at most one every FLUSH_INTERVAL for events, PANEL_INTERVAL for panels,
-and only when the HTML changed), so the page stays live at any event rate.
+A record goes out at once when nothing went out in the last FLUSH_INTERVAL; under load, records
+are coalesced into one push per interval. Panels go out at most every PANEL_INTERVAL, and only
+when their data changed. So the page stays live at any event rate.
 """
 
 from __future__ import annotations
@@ -17,61 +20,51 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
-from django.template.loader import render_to_string
 
 from kafkalab.kafka.config import client_config
 from kafkalab.kafka.errors import KafkaUnavailable
 from kafkalab.kafka.group_watch import GroupSnapshot, GroupWatch
 from kafkalab.kafka.groups import GroupDescription
 from kafkalab.kafka.tail import TailRecord, TopicTail
-from kafkalab.labs.events import EventView, decode_key, event_type_of
+from kafkalab.labs import facts
+from kafkalab.labs.events import decode_key, event_type_of
+from kafkalab.runner import model
 from kafkalab.runner.live import LabLive
+from kafkalab.runner.protocol import LabModel, LabPanels, LabRecords, Message, lab_publish
 
 log = logging.getLogger(__name__)
 
-FLUSH_INTERVAL = 0.05  # seconds between event pushes while events flow (they carry the lane metas)
-PANEL_INTERVAL = 0.25  # seconds between redraws of the group, timeline and outbox at most
-OFFSETS_INTERVAL = 0.5  # seconds between offset and group polls
+FLUSH_INTERVAL = 0.05  # seconds between record pushes while records flow
+PANEL_INTERVAL = 0.25  # seconds between panel pushes at most
+OFFSETS_INTERVAL = 0.5  # seconds between looks at the group probe's snapshot
 ANALYSIS_WINDOW = 2000  # records per partition remembered to judge missed emails
-
-
-def lab_group(lab_id: int) -> str:
-    return f"lab.{lab_id}"
+READY_TIMEOUT = 8.0  # a model is answered after this long even if the probe has not spoken yet
+BATCH = 2000
 
 
 class LaneState:
-    """One partition as the page shows it: recent events, the log's ends, the group's marks."""
+    """One partition: its recent records, what the probe last said of it, the group's commit."""
 
     def __init__(self, partition: int, window: int) -> None:
         self.partition = partition
-        self.events: deque[EventView] = deque(maxlen=window)
-        self.log_start: int | None = None
-        self.log_end: int | None = None
+        self.records: deque[dict] = deque(maxlen=window)
+        self.state: dict | None = None  # the probe's PartitionState, as a dict
+        self.seen_end: int | None = None  # one past the newest offset read
         self.committed: int | None = None
-        self.position: int | None = None
-        self.owner = None  # ConsumerLive holding it, if any
 
-    def add(self, event: EventView) -> None:
-        self.events.append(event)
-        # Between watermark checks, the newest offset seen bounds the log end from below.
-        if self.log_end is None or event.offset + 1 > self.log_end:
-            self.log_end = event.offset + 1
+    def add(self, record: dict) -> None:
+        self.records.append(record)
+        self.seen_end = max(self.seen_end or 0, record["offset"] + 1)
 
     @property
-    def lag(self) -> int | None:
-        if self.log_end is None or self.committed is None:
-            return None
-        return max(0, self.log_end - self.committed)
-
-
-@dataclass(frozen=True)
-class MissedEmail:
-    partition: int
-    offset: int
-    order_id: str | None
+    def log_end(self) -> int | None:
+        # Between probe snapshots, the newest offset read bounds the log end from below.
+        probed = self.state.get("log_end") if self.state else None
+        known = [end for end in (probed, self.seen_end) if end is not None]
+        return max(known) if known else None
 
 
 class LabObserver:
@@ -83,15 +76,16 @@ class LabObserver:
         self.group_id = group_id
         self.live = live
         self.window = settings.LAB_LANE_WINDOW
+        self.ready = threading.Event()
         self._loop = loop
         self._layer = layer
         self._lock = threading.Lock()
         self._lanes: dict[int, LaneState] = {}
-        self._records: dict[int, dict[int, str | None]] = {}  # partition → offset → orderId
+        self._seen: dict[int, dict[int, str | None]] = {}  # partition → offset → key, for missed emails
         self._groups: GroupWatch | None = None
         self._group: GroupDescription | None = None
         self._group_error: str | None = None
-        self._last_pushed: dict[str, str] = {}
+        self._last_panels: dict | None = None
         self._stop = threading.Event()
         self._refresh = threading.Event()
         self._redraw = threading.Event()
@@ -115,72 +109,128 @@ class LabObserver:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def snapshot_html(self) -> str:
-        """Everything live on the page, for a page that just connected."""
+    # The model ----------------------------------------------------------------------------------
+
+    def model(self, *, with_records: bool = True) -> dict[str, Any]:
+        """The whole lab, as plain data."""
         with self._lock:
-            self._apply_group_marks()
-            return self._render_lanes() + self._render_panels()
+            lanes = self._lane_data(with_records=with_records)
+            missed = self._missed()
+            partitions = [
+                {**(lane.state or {"partition": p}), "log_end": lane.log_end} for p, lane in sorted(self._lanes.items())
+            ]
+            group = model.group_data(
+                group_id=self.group_id,
+                group=self._group,
+                committed={p: lane.committed for p, lane in self._lanes.items() if lane.committed is not None},
+                lanes=lanes,
+                error=self._group_error,
+            )
+        return {
+            "lab": {"id": self.lab_id, "name": f"lab-{self.lab_id}", "topic": self.topic, "group_id": self.group_id},
+            "topics": [{"name": self.topic, "role": "orders", "partitions": partitions, "error": self._group_error}],
+            "lanes": lanes,
+            "groups": [group],
+            **model.live_data(self.live),
+            "outbox": model.outbox_data(self.live, missed),
+        }
+
+    def _lane_data(self, *, with_records: bool) -> list[dict]:
+        owners = self.live.owners()
+        lanes = []
+        for partition, lane in sorted(self._lanes.items()):
+            data = model.lane_data(
+                partition=partition,
+                state=lane.state,
+                log_end=lane.log_end,
+                committed=lane.committed,
+                owner=owners.get(partition),
+            )
+            if with_records:
+                data["records"] = list(lane.records)
+            lanes.append(data)
+        return lanes
+
+    def _missed(self) -> list[facts.Missed]:
+        with self.live.lock:
+            emailed = set(self.live.email_counts)
+        return facts.missed(
+            records=((p, offset, key) for p, seen in self._seen.items() for offset, key in seen.items()),
+            committed={p: lane.committed for p, lane in self._lanes.items() if lane.committed is not None},
+            emailed=emailed,
+            in_flight=self.live.in_flight(),
+        )
 
     # The observer thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
         tail = None
         self._groups = GroupWatch(client=client_config(), group_id=self.group_id, topic=self.topic)
+        started = time.monotonic()
         try:
             tail = TopicTail(self.topic, window=ANALYSIS_WINDOW, config=client_config())
-            self._sync(tail)
-            self._push("snapshot", self.snapshot_html(), always=True)
-            self._loop_until_stopped(tail)
+            self._sync(tail, started)
+            self._publish(LabModel(model=self.model()))
+            self._loop_until_stopped(tail, started)
         except Exception:
             log.exception("observer for lab %s stopped", self.lab_id)
         finally:
+            self.ready.set()  # nobody waits forever for a model that will not come
             self._groups.close()
             if tail is not None:
                 tail.close()
 
-    def _loop_until_stopped(self, tail: TopicTail) -> None:
-        fresh: list[EventView] = []
-        last_flush = last_poll = last_panels = time.monotonic()
+    def _loop_until_stopped(self, tail: TopicTail, started: float) -> None:
+        fresh: dict[int, list[dict]] = {}
+        last_flush = last_poll = last_panels = 0.0
         # A closed loop means its runner is gone; a quiet lab would otherwise never push and notice.
         while not self._stop.is_set() and not self._loop.is_closed():
-            for record in tail.poll(max_records=2000, timeout=0.02):
-                fresh.append(self._add(record))
+            for record in self._read(tail):
+                fresh.setdefault(record["partition"], []).append(record)
             now = time.monotonic()
             if self._refresh.is_set() or now - last_poll >= OFFSETS_INTERVAL:
                 self._refresh.clear()
                 last_poll = now
-                if self._sync(tail):
+                if self._sync(tail, started):
                     fresh.clear()
-                    self._push("snapshot", self.snapshot_html(), always=True)
+                    self._publish(LabModel(model=self.model()))
                 self._redraw.set()
             if fresh and now - last_flush >= FLUSH_INTERVAL:
-                self._push("events", self._render_new(fresh), always=True)
-                fresh = []
+                self._publish_records(fresh)
+                fresh = {}
                 last_flush = now
                 self._redraw.set()
             if self._redraw.is_set() and now - last_panels >= PANEL_INTERVAL:
                 self._redraw.clear()
                 last_panels = now
-                with self._lock:
-                    self._apply_group_marks()
-                    self._push("metas", self._render_metas())
-                    self._push("panels", self._render_panels())
+                self._publish_panels()
 
-    def _add(self, record: TailRecord) -> EventView:
-        event = EventView(
-            partition=record.partition,
-            offset=record.offset,
-            key=decode_key(record.key),
-            event_type=event_type_of(record.headers, record.value),
-            timestamp_ms=record.timestamp_ms,
-        )
+    def _read(self, tail: TopicTail) -> list[dict]:
+        """What arrived: at once if something waits, else the first record within 20 ms."""
+        records = tail.poll(max_records=BATCH, timeout=0)
+        if not records:
+            records = tail.poll(max_records=1, timeout=0.02)
+        return [added for record in records if (added := self._add(record)) is not None]
+
+    def _add(self, record: TailRecord) -> dict | None:
+        try:
+            data = model.record_data(
+                partition=record.partition,
+                offset=record.offset,
+                key=decode_key(record.key),
+                event_type=event_type_of(record.headers, record.value),
+                timestamp_ms=record.timestamp_ms,
+            )
+        except Exception:  # whatever a foreign client wrote, the lab goes on
+            log.exception("lab %s: could not read the record at %s@%s", self.lab_id, record.partition, record.offset)
+            return None
         with self._lock:
-            self._lane(record.partition).add(event)
-            remembered = self._records.setdefault(record.partition, {})
-            remembered[record.offset] = event.key
-            if len(remembered) > ANALYSIS_WINDOW:
-                del remembered[min(remembered)]
-        return event
+            self._lane(record.partition).add(data)
+            seen = self._seen.setdefault(record.partition, {})
+            seen[record.offset] = data["key"]
+            if len(seen) > ANALYSIS_WINDOW:
+                del seen[next(iter(seen))]  # offsets arrive in order: the first is the oldest
+        return data
 
     def _lane(self, partition: int) -> LaneState:
         lane = self._lanes.get(partition)
@@ -188,9 +238,8 @@ class LabObserver:
             lane = self._lanes[partition] = LaneState(partition, self.window)
         return lane
 
-    def _sync(self, tail: TopicTail) -> bool:
-        """Pick up new partitions and the probe's latest offsets and group state.
-        True when the set of lanes changed."""
+    def _sync(self, tail: TopicTail, started: float) -> bool:
+        """Pick up new partitions and the probe's latest snapshot. True when the lanes changed."""
         try:
             added = tail.refresh_partitions()
         except KafkaUnavailable:  # a broker down or slow: keep tailing what we have, look again next round
@@ -201,100 +250,46 @@ class LabObserver:
                 self._lane(partition)
             if snapshot is not None:
                 self._apply_snapshot(snapshot)
+        if snapshot is not None or time.monotonic() - started > READY_TIMEOUT:
+            self.ready.set()
         return bool(added)
 
     def _apply_snapshot(self, snapshot: GroupSnapshot) -> None:
-        for partition, (low, high) in snapshot.watermarks.items():
-            if partition in self._lanes:
-                lane = self._lanes[partition]
-                lane.log_start, lane.log_end = low, max(high, lane.log_end or 0)
+        for state in snapshot.partitions:
+            if state.partition in self._lanes:
+                self._lanes[state.partition].state = model.partition_data(state)
         self._group, self._group_error = snapshot.group, snapshot.error
         if snapshot.committed is not None:
             for partition, lane in self._lanes.items():
                 lane.committed = snapshot.committed.get(partition)
 
-    def _apply_group_marks(self) -> None:
-        """Owner and position per lane, from the processes' own reports."""
-        owners = self.live.owners()
-        for partition, lane in self._lanes.items():
-            lane.owner = owners.get(partition)
-            lane.position = lane.owner.positions.get(partition) if lane.owner else None
+    # Publishing ---------------------------------------------------------------------------------
 
-    def _missed(self) -> list[MissedEmail]:
-        """Records the group has committed past that no consumer emailed: lost to the learner."""
-        in_flight = self.live.in_flight()
-        with self.live.lock:
-            emailed = set(self.live.email_counts)
-        missed = []
-        for partition, lane in self._lanes.items():
-            if lane.committed is None:
-                continue
-            for offset, key in self._records.get(partition, {}).items():
-                where = (partition, offset)
-                if offset < lane.committed and where not in emailed and where not in in_flight:
-                    missed.append(MissedEmail(partition, offset, key))
-        return sorted(missed, key=lambda m: (m.partition, m.offset))
-
-    # Rendering ----------------------------------------------------------------------------------
-
-    def _lane_list(self) -> list[LaneState]:
-        return [self._lanes[p] for p in sorted(self._lanes)]
-
-    def _render_lanes(self) -> str:
-        return render_to_string(
-            "labs/lab.html#lanes",
-            {"lab_id": self.lab_id, "lanes": self._lane_list(), "lane_window": self.window, "oob": True},
-        )
-
-    def _render_metas(self) -> str:
-        return render_to_string("labs/lab.html#lane-metas", {"lanes": self._lane_list(), "oob": True})
-
-    def _render_panels(self) -> str:
-        missed = self._missed()
-        with self.live.lock:
-            context = {
-                "lab_id": self.lab_id,
-                "oob": True,
-                "group": self._group,
-                "group_error": self._group_error,
-                "group_id": self.group_id,
-                "consumers": list(self.live.consumers.values()),
-                "rebalances": list(self.live.rebalances),
-                "emails": list(self.live.recent_emails),
-                "emails_sent": self.live.emails_sent,
-                "duplicates": self.live.duplicates,
-                "missed": missed,
-                "max_consumers": settings.LAB_MAX_CONSUMERS,
-            }
-            return render_to_string("labs/lab.html#live-panels", context)
-
-    def _render_new(self, fresh: list[EventView]) -> str:
-        by_partition: dict[int, list[EventView]] = {}
-        for event in fresh:
-            by_partition.setdefault(event.partition, []).append(event)
+    def _publish_records(self, fresh: dict[int, list[dict]]) -> None:
         appends = [
-            # A lane shows `window` events at most, so older ones in this batch would be trimmed anyway.
-            {"partition": p, "events": events[-self.window :]}
-            for p, events in sorted(by_partition.items())
+            # A lane shows `window` records at most, so older ones in this batch would be trimmed anyway.
+            {"partition": p, "records": records[-self.window :]}
+            for p, records in sorted(fresh.items())
         ]
         with self._lock:
-            self._apply_group_marks()
-            return render_to_string(
-                "labs/lab.html#lane-appends",
-                {"lab_id": self.lab_id, "appends": appends, "lanes": self._lane_list(), "oob": True},
-            )
+            lanes = self._lane_data(with_records=False)
+        self._publish(LabRecords(appends=appends, lanes=lanes))
 
-    def _push(self, kind: str, html: str, *, always: bool = False) -> None:
-        """Send a fragment to the lab's viewers, unless it is what they already have."""
-        if self._stop.is_set() or (not always and self._last_pushed.get(kind) == html):
+    def _publish_panels(self) -> None:
+        panels = self.model(with_records=False)
+        if panels == self._last_panels:
             return
-        self._last_pushed[kind] = html
-        message = {"type": "lab.html", "html": html}
+        self._last_panels = panels
+        self._publish(LabPanels(panels=panels))
+
+    def _publish(self, update: Message) -> None:
+        if self._stop.is_set():
+            return
+        push = lab_publish(self._layer, self.lab_id, update)
         try:
-            future = asyncio.run_coroutine_threadsafe(
-                self._layer.group_send(lab_group(self.lab_id), message), self._loop
-            )
+            future = asyncio.run_coroutine_threadsafe(push, self._loop)
         except RuntimeError:  # the runner's event loop is gone: nobody left to tell
+            push.close()
             self._stop.set()
             return
         try:

@@ -1,8 +1,7 @@
 """What the lab runner knows about one lab right now, from its consumer processes' reports.
 
-The supervisor (on the runner's event loop) writes it; the observer thread reads it to draw the
-page. Every access goes through `lock`; `version` grows on each change so the observer redraws
-only when something changed.
+The supervisor (on the runner's event loop) writes it; the observer thread reads it into the
+lab's model (kafkalab.runner.model). Every access goes through `lock`.
 """
 
 from __future__ import annotations
@@ -11,8 +10,10 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from kafkalab.kafka.notification_service import CLASSIC, heartbeat_interval_ms
+from kafkalab.kafka.consumer_config import LIVE_STATUSES, ConsumerConfig, ConsumerStatus, GroupProtocol
+from kafkalab.labs import facts
 
 # Colours tie a consumer to its lanes; a lab has at most 8 consumers at once.
 PALETTE = ["#2b59c3", "#d9480f", "#2f9e44", "#ae3ec9", "#0c8599", "#e8590c", "#5c940d", "#c2255c"]
@@ -26,8 +27,8 @@ HEARTBEAT_MARGIN_SECONDS = 0.5
 @dataclass
 class ConsumerLive:
     name: str
-    config: dict
-    status: str = "starting"
+    config: ConsumerConfig
+    status: ConsumerStatus = ConsumerStatus.STARTING
     pid: int | None = None
     assigned: list[int] = field(default_factory=list)
     positions: dict[int, int] = field(default_factory=dict)  # next offset it will read
@@ -38,7 +39,7 @@ class ConsumerLive:
 
     @property
     def live(self) -> bool:
-        return self.status in {"starting", "running", "stopping"}
+        return self.status in LIVE_STATUSES
 
     @property
     def partitions_attr(self) -> str:
@@ -60,10 +61,20 @@ class RebalanceLive:
 
     @property
     def duration_ms(self) -> int | None:
-        return None if self.ended_at is None else round((self.ended_at - self.started_at) * 1000)
+        return facts.duration_ms(started_at=self.started_at, ended_at=self.ended_at)
 
     def as_changes(self) -> list[dict]:
         return [{"consumer": name, **lists} for name, lists in sorted(self.changes.items())]
+
+    @classmethod
+    def from_saved(cls, *, trigger: str, started_at: datetime, ended_at: datetime | None, changes: list[dict]):
+        """A finished rebalance as an earlier run saved it."""
+        rebalance = cls(trigger=trigger, started_at=started_at.timestamp(), last_change_at=started_at.timestamp())
+        rebalance.ended_at = ended_at.timestamp() if ended_at else rebalance.started_at
+        rebalance.changes = {
+            c["consumer"]: {kind: list(c.get(kind, [])) for kind in ("revoked", "assigned", "lost")} for c in changes
+        }
+        return rebalance
 
 
 @dataclass
@@ -81,7 +92,6 @@ class LabLive:
     def __init__(self, lab_id: int) -> None:
         self.lab_id = lab_id
         self.lock = threading.RLock()
-        self.version = 0
         self.consumers: dict[str, ConsumerLive] = {}
         self.rebalances: deque[RebalanceLive] = deque(maxlen=12)
         self.open_rebalance: RebalanceLive | None = None
@@ -92,17 +102,16 @@ class LabLive:
         self.emails_sent = 0
         self.unsaved_emails: list[Email] = []
 
-    def changed(self) -> None:
-        self.version += 1
-
     # Consumers --------------------------------------------------------------------------------
 
-    def consumer(self, name: str, config: dict | None = None) -> ConsumerLive:
+    def consumer(self, name: str, config: ConsumerConfig | dict | None = None) -> ConsumerLive:
+        if isinstance(config, dict):
+            config = ConsumerConfig.from_dict(config)
         with self.lock:
             live = self.consumers.get(name)
             if live is None:
                 colour = PALETTE[len(self.consumers) % len(PALETTE)]
-                live = self.consumers[name] = ConsumerLive(name=name, config=config or {}, colour=colour)
+                live = self.consumers[name] = ConsumerLive(name=name, config=config or ConsumerConfig(), colour=colour)
             elif config is not None:
                 live.config = config
             return live
@@ -134,7 +143,6 @@ class LabLive:
                 self.open_rebalance = RebalanceLive(trigger=trigger, started_at=started, last_change_at=at)
                 self.rebalances.appendleft(self.open_rebalance)
             self.open_rebalance.note(consumer, kind, partitions, at)
-            self.changed()
             return self.open_rebalance
 
     def close_quiet_rebalance(self, now: float | None = None) -> None:
@@ -147,9 +155,9 @@ class LabLive:
 
     def _quiet_seconds(self) -> float:
         heartbeats = [
-            heartbeat_interval_ms(c.config.get("session_timeout_ms", 10_000)) / 1000 + HEARTBEAT_MARGIN_SECONDS
+            c.config.heartbeat_interval_ms / 1000 + HEARTBEAT_MARGIN_SECONDS
             for c in self.consumers.values()
-            if c.live and c.config.get("group_protocol", CLASSIC) == CLASSIC
+            if c.live and c.config.group_protocol == GroupProtocol.CLASSIC
         ]
         return max([REBALANCE_QUIET_SECONDS, *heartbeats])
 
@@ -158,7 +166,11 @@ class LabLive:
         current.ended_at = current.last_change_at
         self.open_rebalance = None
         self.unsaved_rebalances.append(current)
-        self.changed()
+
+    def load_rebalances(self, saved: list[RebalanceLive]) -> None:
+        """The timeline an earlier run saved, newest first, so it survives a restart."""
+        with self.lock:
+            self.rebalances.extend(saved)
 
     def take_closed_rebalances(self) -> list[RebalanceLive]:
         with self.lock:
@@ -175,7 +187,6 @@ class LabLive:
             self.emails_sent += 1
             self.recent_emails.appendleft(email)
             self.unsaved_emails.append(email)
-            self.changed()
 
     def take_unsaved_emails(self) -> list[Email]:
         with self.lock:
@@ -191,7 +202,7 @@ class LabLive:
     @property
     def duplicates(self) -> int:
         with self.lock:
-            return sum(count - 1 for count in self.email_counts.values() if count > 1)
+            return facts.duplicates(self.email_counts)
 
     def in_flight(self) -> set[tuple[int, int]]:
         with self.lock:
@@ -207,4 +218,3 @@ class LabLive:
             self.emails_sent = 0
             self.unsaved_emails = []
             self.consumers.clear()  # the reset removed them (after stopping their processes)
-            self.changed()

@@ -1,23 +1,35 @@
 """ServiceSettings.consumer_config: what one NotificationService process asks librdkafka for.
-Each config is also handed to a real librdkafka Consumer, which refuses invalid combinations."""
+Each config is also handed to a real librdkafka Consumer, which refuses invalid combinations.
+
+And what the process reports of records any client may write: small lines, whatever the bytes,
+read by the lab runner even when a line is too long for it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Consumer, KafkaException
 
-from kafkalab.kafka.notification_service import ServiceSettings, main
+from kafkalab.kafka.consumer_config import ConsumerConfig
+from kafkalab.kafka.notification_service import NotificationService, ServiceSettings, main, report
+from kafkalab.runner.supervisor import _lines
 
 CLASSIC_ONLY = {"session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"}
 # Nothing listens there: librdkafka checks the config when the consumer is created.
 NOWHERE = {"bootstrap.servers": "127.0.0.1:1"}
 
 
-def settings(**overrides: object) -> ServiceSettings:
+def settings(**config: object) -> ServiceSettings:
+    """A process's settings with these consumer settings (ConsumerConfig's fields)."""
     return ServiceSettings(
-        name="c1", topic="lab-1.orders", group_id="lab-1.order-notifications", client=NOWHERE, **overrides
+        name="c1",
+        topic="lab-1.orders",
+        group_id="lab-1.order-notifications",
+        client=NOWHERE,
+        config=ConsumerConfig(**config),
     )
 
 
@@ -80,7 +92,10 @@ def test_a_slow_consumer_is_not_thrown_out_of_the_group_for_its_processing_delay
 
 
 def test_extra_settings_win():
-    config = settings(extra={"auto.offset.reset": "latest"}).consumer_config()
+    base = settings()
+    config = ServiceSettings(
+        name=base.name, topic=base.topic, group_id=base.group_id, client=NOWHERE, extra={"auto.offset.reset": "latest"}
+    ).consumer_config()
 
     assert config["auto.offset.reset"] == "latest"
 
@@ -90,7 +105,13 @@ def reports(output: str) -> list[dict]:
 
 
 def test_a_process_with_settings_it_cannot_use_reports_why_and_exits(capsys):
-    bad = {"name": "c1", "topic": "t", "group_id": "g", "client": NOWHERE, "assignment_strategy": "sticky-ish"}
+    bad = {
+        "name": "c1",
+        "topic": "t",
+        "group_id": "g",
+        "client": NOWHERE,
+        "config": {"assignment_strategy": "sticky-ish"},
+    }
 
     assert main(["notification_service", json.dumps(bad)]) == 1
 
@@ -105,3 +126,132 @@ def test_a_process_given_unknown_settings_reports_why_and_exits(capsys):
 
     [report] = reports(capsys.readouterr().out)
     assert report["event"] == "error" and report["message"].startswith("could not start:")
+
+
+# --- Records any client may write: the process reports them in small lines, and lives on -----
+
+DEEP = b"[" * 5000 + b"]" * 5000
+MEGABYTE_OF_FF = b"\xff" * 1_000_000
+# A bound on one report line far below the lab runner's reader limit (1 MiB).
+SMALL_LINE = 4096
+
+
+class ForeignMessage:
+    """Stands in for a confluent_kafka.Message (which Python cannot create) as another client wrote it."""
+
+    def __init__(self, *, key: bytes | None = b"k", value: bytes | None = b"{}", headers=None, offset: int = 7):
+        self._key, self._value, self._headers, self._offset = key, value, headers, offset
+
+    def partition(self) -> int:
+        return 1
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def headers(self):
+        if self._headers == "not UTF-8":
+            # What confluent-kafka 2.16 does with a header name that is not UTF-8.
+            raise SystemError("<method 'headers' of 'cimpl.Message' objects> returned a result with an exception set")
+        return self._headers
+
+
+@pytest.fixture
+def service() -> Iterator[NotificationService]:
+    service = NotificationService(settings())
+    yield service
+    service.consumer.close()
+
+
+def handled(service: NotificationService, message: ForeignMessage, capsys) -> dict[str, dict]:
+    service._handle(message)
+    lines = capsys.readouterr().out.splitlines()
+    assert all(len(line) <= SMALL_LINE for line in lines), [len(line) for line in lines]
+    return {report["event"]: report for report in map(json.loads, lines)}
+
+
+def test_a_megabyte_key_of_invalid_utf8_is_reported_cut_short(service, capsys):
+    reports = handled(service, ForeignMessage(key=MEGABYTE_OF_FF), capsys)
+
+    assert reports["received"]["key"] == "\ufffd" * 200
+    assert reports["emailed"]["partition"] == 1 and reports["emailed"]["offset"] == 7
+
+
+@pytest.mark.parametrize(
+    "value",
+    [DEEP, MEGABYTE_OF_FF, b"not JSON", b"", None, b"42", b"[1]", b'{"orderId": {"nested": "o-1"}}'],
+    ids=["deep", "ff", "text", "empty", "none", "number", "list", "object orderId"],
+)
+def test_a_value_it_cannot_use_is_still_emailed_without_an_order_id(service, capsys, value):
+    reports = handled(service, ForeignMessage(value=value), capsys)
+
+    assert reports["emailed"]["order_id"] is None
+    assert "error" not in reports
+
+
+@pytest.mark.parametrize("order_id", ["42", "[1, 2]", "null", "true"])
+def test_only_a_string_order_id_is_reported(service, capsys, order_id: str):
+    reports = handled(service, ForeignMessage(value=f'{{"orderId": {order_id}}}'.encode()), capsys)
+
+    assert reports["emailed"]["order_id"] is None
+
+
+def test_a_string_order_id_is_cut_to_64_characters_and_made_valid_utf8(service, capsys):
+    long_id = handled(service, ForeignMessage(value=json.dumps({"orderId": "o" * 100_000}).encode()), capsys)
+    surrogates = handled(service, ForeignMessage(value=b'{"orderId": "\\udc00abc"}'), capsys)
+    script = handled(service, ForeignMessage(value=b'{"orderId": "<script>x</script>"}'), capsys)
+
+    assert long_id["emailed"]["order_id"] == "o" * 64
+    assert surrogates["emailed"]["order_id"] == "\ufffd\ufffd\ufffdabc"
+    assert script["emailed"]["order_id"] == "<script>x</script>", "escaping is for whoever shows it"
+
+
+def test_header_names_that_are_not_utf8_cost_only_the_event_type(service, capsys):
+    reports = handled(service, ForeignMessage(value=b'{"orderId": "o-1"}', headers="not UTF-8"), capsys)
+
+    assert reports["emailed"]["order_id"] == "o-1"
+    assert reports["emailed"]["event_type"] is None
+
+
+def test_the_event_type_header_is_reported_cut_short(service, capsys):
+    reports = handled(service, ForeignMessage(headers=[("event-type", MEGABYTE_OF_FF), ("x", None)]), capsys)
+
+    assert reports["emailed"]["event_type"] == "\ufffd" * 40
+
+
+def test_any_text_in_a_report_is_bounded(capsys):
+    report("error", message="x" * 1_000_000, fatal=False)
+
+    [line] = capsys.readouterr().out.splitlines()
+    assert len(line) <= SMALL_LINE
+    assert json.loads(line)["message"] == "x" * 1000
+
+
+# --- The lab runner reads those lines: one it cannot hold is skipped, and it reads on ---------
+
+
+async def lines_read(chunks: list[bytes], *, limit: int) -> list[bytes]:
+    reader = asyncio.StreamReader(limit=limit)
+    for chunk in chunks:
+        reader.feed_data(chunk)
+    reader.feed_eof()
+    return [line async for line in _lines(reader, limit=limit, what="test")]
+
+
+async def test_the_runner_skips_a_report_line_longer_than_its_limit_and_reads_on():
+    long_line = b'{"event":"received","key":"' + b"x" * 300_000 + b'"}\n'
+    chunks = [b'{"event":"started"}\n', long_line[:100_000], long_line[100_000:], b'{"event":"stopped"}\n']
+
+    assert await lines_read(chunks, limit=1000) == [b'{"event":"started"}', b'{"event":"stopped"}']
+
+
+async def test_the_runner_skips_a_long_line_that_arrives_in_one_piece():
+    data = b"a\n" + b"x" * 5000 + b"\nb\n" + b"y" * 5000  # the last line never ends
+
+    assert await lines_read([data], limit=1000) == [b"a", b"b"]
+    assert await lines_read([b"a\nb"], limit=1000) == [b"a", b"b"]

@@ -1,0 +1,55 @@
+"""The numbers a learner reads, each computed once, here, from the lab's live model.
+
+Lag, duplicate and missed emails and a rebalance's duration appear on the page, in state.json,
+and (later) in lesson checks and on the instructor's dashboard; they all come from these
+functions, so they can never disagree. Pure functions: no Kafka, no database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+Where = tuple[int, int]  # (partition, offset)
+
+
+def lag(*, log_end: int | None, committed: int | None) -> int | None:
+    """How many records the group has not committed yet; unknown until both ends are known."""
+    if log_end is None or committed is None:
+        return None
+    return max(0, log_end - committed)
+
+
+def duplicates(email_counts: Mapping[Where, int]) -> int:
+    """Emails sent for a record that had already been emailed."""
+    return sum(count - 1 for count in email_counts.values() if count > 1)
+
+
+@dataclass(frozen=True)
+class Missed:
+    partition: int
+    offset: int
+    key: str | None
+
+
+def missed(
+    *,
+    records: Iterable[tuple[int, int, str | None]],
+    committed: Mapping[int, int],
+    emailed: Iterable[Where],
+    in_flight: Iterable[Where],
+) -> list[Missed]:
+    """Records the group has committed past that no consumer emailed (and none is emailing now):
+    the group will never read them again, so their emails are lost."""
+    done = set(emailed) | set(in_flight)
+    found = [
+        Missed(partition, offset, key)
+        for partition, offset, key in records
+        if partition in committed and offset < committed[partition] and (partition, offset) not in done
+    ]
+    return sorted(found, key=lambda m: (m.partition, m.offset))
+
+
+def duration_ms(*, started_at: float, ended_at: float | None) -> int | None:
+    """A rebalance's duration, from its cause to the last assignment change; None while it runs."""
+    return None if ended_at is None else round((ended_at - started_at) * 1000)

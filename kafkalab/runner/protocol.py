@@ -1,0 +1,229 @@
+"""Where web code and the lab runner meet: channel names, typed messages, and how to send them.
+
+Web code (views, websocket consumers, services) sends *commands* to the runner on one channel;
+the runner publishes *updates* to each lab's group, as plain data that every websocket consumer
+renders for its own viewer. Nothing else spells a channel name or a message type.
+
+Every message travels through the channel layer (in memory, or msgpack over Redis), so its
+fields are plain JSON-like data: str, int, float, bool, None, lists, and dicts with str keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+RUNNER_CHANNEL = "lab-runner"
+CLUSTER_GROUP = "cluster"
+# How long a web request waits for the runner to answer before telling the learner it is busy.
+ASK_TIMEOUT_SECONDS = 20.0
+
+
+def lab_group(lab_id: int) -> str:
+    """The channel-layer group of a lab's viewers."""
+    return f"lab.{lab_id}"
+
+
+class RunnerUnavailable(Exception):
+    """The lab runner did not answer in time."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message with a channel-layer `type`; Channels calls the handler named after it
+    ("lab.watch" → `lab_watch`)."""
+
+    type: ClassVar[str]
+
+    def as_message(self) -> dict[str, Any]:
+        return {"type": self.type, **dataclasses.asdict(self)}
+
+    @classmethod
+    def parse(cls, message: dict[str, Any]):
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in message.items() if name in names})
+
+
+# --- Commands: web → runner --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterWatch(Message):
+    """A page wants live broker health; the runner answers on `reply_channel`, then updates the group."""
+
+    type: ClassVar[str] = "cluster.watch"
+    reply_channel: str
+
+
+@dataclass(frozen=True)
+class LabWatch(Message):
+    """A viewer opened the lab: keep its observer running and send it the whole model."""
+
+    type: ClassVar[str] = "lab.watch"
+    lab_id: int
+    reply_channel: str
+
+
+@dataclass(frozen=True)
+class LabUnwatch(Message):
+    type: ClassVar[str] = "lab.unwatch"
+    lab_id: int
+
+
+@dataclass(frozen=True)
+class LabStateAsk(Message):
+    """state.json: the runner answers with the lab's model (watching it for a while if nobody is)."""
+
+    type: ClassVar[str] = "lab.state.ask"
+    lab_id: int
+    reply_channel: str
+
+
+@dataclass(frozen=True)
+class LabReap(Message):
+    """Before a reset or expiry: stop every consumer process of the lab, then answer."""
+
+    type: ClassVar[str] = "lab.reap"
+    lab_id: int
+    reply_channel: str
+
+
+@dataclass(frozen=True)
+class LabReset(Message):
+    """The lab's topics and group were made afresh: forget what was seen."""
+
+    type: ClassVar[str] = "lab.reset"
+    lab_id: int
+
+
+@dataclass(frozen=True)
+class LabForget(Message):
+    """The lab is gone (expired or deleted): drop everything the runner holds for it."""
+
+    type: ClassVar[str] = "lab.forget"
+    lab_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class LabRefresh(Message):
+    """Partitions changed: look now rather than at the next periodic check."""
+
+    type: ClassVar[str] = "lab.refresh"
+    lab_id: int
+
+
+@dataclass(frozen=True)
+class ConsumerStart(Message):
+    type: ClassVar[str] = "consumer.start"
+    lab_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class ConsumerStop(Message):
+    type: ClassVar[str] = "consumer.stop"
+    lab_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class ConsumerKill(Message):
+    type: ClassVar[str] = "consumer.kill"
+    lab_id: int
+    name: str
+
+
+# --- Replies: runner → one asker ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply(Message):
+    type: ClassVar[str] = "runner.reply"
+    data: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+# --- Updates: runner → a lab's viewers (plain data; each viewer renders its own HTML) -------------
+
+
+@dataclass(frozen=True)
+class LabModel(Message):
+    """The whole model: sent to a viewer that just connected, and to all after a reset."""
+
+    type: ClassVar[str] = "lab.model"
+    model: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LabRecords(Message):
+    """New records per partition (newest last) and the lanes' offsets now."""
+
+    type: ClassVar[str] = "lab.records"
+    appends: list[dict[str, Any]]
+    lanes: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class LabPanels(Message):
+    """The group, consumers, rebalance timeline, outbox and the lanes' offsets, when they changed."""
+
+    type: ClassVar[str] = "lab.panels"
+    panels: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LabClosed(Message):
+    """Viewers must leave: the lab expired or was deleted, or a share link was revoked."""
+
+    type: ClassVar[str] = "lab.closed"
+    reason: str
+    observers_only: bool = False
+
+
+@dataclass(frozen=True)
+class ClusterUpdate(Message):
+    type: ClassVar[str] = "cluster.update"
+    health: dict[str, Any]
+
+
+# --- Sending ---------------------------------------------------------------------------------------
+
+
+async def runner_send(command: Message, *, layer=None) -> None:
+    await (layer or get_channel_layer()).send(RUNNER_CHANNEL, command.as_message())
+
+
+def runner_send_sync(command: Message) -> None:
+    async_to_sync(runner_send)(command)
+
+
+async def runner_ask(make_command, *, timeout: float = ASK_TIMEOUT_SECONDS) -> Reply:
+    """Send the command built by `make_command(reply_channel)` and wait for the runner's reply."""
+    layer = get_channel_layer()
+    reply_channel = await layer.new_channel(prefix=f"ask.{uuid.uuid4().hex[:8]}")
+    await runner_send(make_command(reply_channel), layer=layer)
+    try:
+        async with asyncio.timeout(timeout):
+            message = await layer.receive(reply_channel)
+    except TimeoutError as exc:
+        raise RunnerUnavailable(f"The lab runner did not answer within {timeout:.0f} s. Try again.") from exc
+    return Reply.parse(message)
+
+
+def runner_ask_sync(make_command, *, timeout: float = ASK_TIMEOUT_SECONDS) -> Reply:
+    return async_to_sync(runner_ask)(make_command, timeout=timeout)
+
+
+async def reply(layer, reply_channel: str, *, data: dict[str, Any] | None = None, error: str | None = None) -> None:
+    await layer.send(reply_channel, Reply(data=data or {}, error=error).as_message())
+
+
+async def lab_publish(layer, lab_id: int, update: Message) -> None:
+    await layer.group_send(lab_group(lab_id), update.as_message())

@@ -1,56 +1,114 @@
-"""Websocket: one lab's live view. Only the lab's owner may connect."""
+"""Websocket: one lab's live view, rendered for its viewer.
+
+The owner's session gets the controls; a holder of the share link (`?share=<token>`) watches
+read-only. Nobody else connects: 4404 for an unknown lab, 4403 for someone else's. Viewers never
+send anything: an observer that tries is disconnected with 4403.
+"""
 
 from __future__ import annotations
+
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from kafkalab.labs.access import lab_for_session
-from kafkalab.runner.embedded import RUNNER_CHANNEL
-from kafkalab.runner.lab_observer import lab_group
+from kafkalab.labs import live_view
+from kafkalab.labs.access import Role, lab_viewer_role
+from kafkalab.labs.live_view import Viewer
+from kafkalab.runner.protocol import (
+    LabClosed,
+    LabModel,
+    LabPanels,
+    LabRecords,
+    LabUnwatch,
+    LabWatch,
+    lab_group,
+    runner_send,
+)
 
-# Close codes in the 4000 range are ours; 4403 and 4404 mirror the HTTP refusals.
+# Close codes in the 4000 range are ours; 4403 and 4404 mirror the HTTP refusals, 4410 "gone".
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+CLOSE_GONE = 4410
 
 
 class LabConsumer(AsyncWebsocketConsumer):
-    lab_id: int | None = None
+    viewer: Viewer | None = None
+    closed = False
+    _last_panels: str | None = None
+    _shown: dict[int, int]  # partition → newest offset on this viewer's page
 
     async def connect(self) -> None:
         lab_id = int(self.scope["url_route"]["kwargs"]["lab_id"])
-        refusal = await self._refusal(lab_id)
-        if refusal is not None:
-            await self.close(code=refusal)
-            return
-        self.lab_id = lab_id
+        share_token = parse_qs(self.scope.get("query_string", b"").decode()).get("share", [None])[0]
+        # Join before the check: a link revoked after the check still reaches this socket (its
+        # notice waits until the socket is accepted), and one revoked before it fails the check.
         await self.channel_layer.group_add(lab_group(lab_id), self.channel_name)
+        role = await self._role(lab_id, share_token)
+        if not isinstance(role, Role):
+            await self.channel_layer.group_discard(lab_group(lab_id), self.channel_name)
+            await self.close(code=role)
+            return
+        self.viewer = Viewer(lab_id=lab_id, role=role, share_token=share_token)
+        self._shown = {}
         await self.accept()
-        await self._tell_runner("lab.watch", reply_channel=self.channel_name)
+        await runner_send(LabWatch(lab_id=lab_id, reply_channel=self.channel_name), layer=self.channel_layer)
 
     async def disconnect(self, code: int) -> None:
-        if self.lab_id is None:
+        if self.viewer is None:
             return
-        await self.channel_layer.group_discard(lab_group(self.lab_id), self.channel_name)
-        await self._tell_runner("lab.unwatch")
+        await self.channel_layer.group_discard(lab_group(self.viewer.lab_id), self.channel_name)
+        await runner_send(LabUnwatch(lab_id=self.viewer.lab_id), layer=self.channel_layer)
 
-    async def lab_html(self, event: dict) -> None:
-        await self.send(text_data=event["html"])
+    async def close(self, code=None, reason=None) -> None:
+        self.closed = True
+        await super().close(code=code, reason=reason)
 
-    async def _tell_runner(self, command: str, **extra: object) -> None:
-        await self.channel_layer.send(RUNNER_CHANNEL, {"type": command, "lab_id": self.lab_id, **extra})
+    async def dispatch(self, message: dict) -> None:
+        # Updates that reach a socket once it is closed (refused after joining the group to be
+        # checked, or closed before the browser answered) go nowhere: daphne can't send on it.
+        if self.closed and message["type"].startswith("lab."):
+            return
+        await super().dispatch(message)
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        if self.viewer is not None and not self.viewer.can_act:
+            await self.close(code=CLOSE_FORBIDDEN)
+
+    # Updates from the runner (kafkalab.runner.protocol) ------------------------------------------
+
+    async def lab_model(self, event: dict) -> None:
+        model = LabModel.parse(event).model
+        self._last_panels = None
+        self._shown = live_view.newest_offsets(model["lanes"])
+        await self.send(text_data=live_view.model_html(model, self.viewer))
+
+    async def lab_records(self, event: dict) -> None:
+        update = LabRecords.parse(event)
+        # The whole model this viewer got on connecting may already hold some of these records.
+        appends = live_view.unseen(update.appends, self._shown)
+        await self.send(text_data=live_view.records_html(appends=appends, lanes=update.lanes, viewer=self.viewer))
+
+    async def lab_panels(self, event: dict) -> None:
+        html = live_view.panels_html(LabPanels.parse(event).panels, self.viewer)
+        if html != self._last_panels:  # another viewer's change may leave this one's page as it is
+            self._last_panels = html
+            await self.send(text_data=html)
+
+    async def lab_closed(self, event: dict) -> None:
+        closed = LabClosed.parse(event)
+        if closed.observers_only and self.viewer.can_act:
+            return
+        await self.send(text_data=live_view.closed_html(closed.reason))
+        await self.close(code=CLOSE_FORBIDDEN if closed.observers_only else CLOSE_GONE)
 
     @database_sync_to_async
-    def _refusal(self, lab_id: int) -> int | None:
-        session = self.scope.get("session")
-        if session is None:
-            return CLOSE_FORBIDDEN
+    def _role(self, lab_id: int, share_token: str | None) -> Role | int:
         try:
-            lab_for_session(session, lab_id)
+            return lab_viewer_role(self.scope.get("session"), lab_id, share_token=share_token)
         except Http404:
             return CLOSE_NOT_FOUND
         except PermissionDenied:
             return CLOSE_FORBIDDEN
-        return None

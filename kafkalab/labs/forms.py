@@ -1,11 +1,22 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from enum import StrEnum
 
 from django import forms
 from django.conf import settings
 from django.forms import formset_factory
 
+from kafkalab.kafka.consumer_config import (
+    AUTO_COMMIT_INTERVAL_MS,
+    PROCESSING_DELAY_MS,
+    SESSION_TIMEOUT_MS,
+    Assignor,
+    CommitMode,
+    ConsumerConfig,
+    GroupProtocol,
+    IsolationLevel,
+)
 from kafkalab.labs.models import LabOrder
 
 ID_MAX_LENGTH = 64
@@ -79,43 +90,72 @@ class PartitionsForm(forms.Form):
         return partitions
 
 
+def _choices(kind: type[StrEnum], labels: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    return [(member.value, (labels or {}).get(member.value, member.value)) for member in kind]
+
+
+_DEFAULTS = ConsumerConfig()
+
+
 class ConsumerConfigForm(forms.Form):
-    """A NotificationService instance's consumer settings, defaulting to the lab's defaults."""
+    """A NotificationService instance's consumer settings; defaults and bounds from ConsumerConfig."""
 
     assignment_strategy = forms.ChoiceField(
-        label="partition.assignment.strategy",
-        choices=[("range", "range"), ("roundrobin", "roundrobin"), ("cooperative-sticky", "cooperative-sticky")],
-        initial="range",
+        label="partition.assignment.strategy", choices=_choices(Assignor), initial=_DEFAULTS.assignment_strategy
     )
     group_protocol = forms.ChoiceField(
         label="group.protocol",
-        choices=[("classic", "classic"), ("consumer", "consumer (KIP-848)")],
-        initial="classic",
+        choices=_choices(GroupProtocol, {"consumer": "consumer (KIP-848)"}),
+        initial=_DEFAULTS.group_protocol,
     )
     session_timeout_ms = forms.IntegerField(
-        label="session.timeout.ms", min_value=1000, max_value=60_000, initial=10_000
+        label="session.timeout.ms",
+        min_value=SESSION_TIMEOUT_MS[0],
+        max_value=SESSION_TIMEOUT_MS[1],
+        initial=_DEFAULTS.session_timeout_ms,
     )
     processing_delay_ms = forms.IntegerField(
-        label="processing delay per record (ms)", min_value=0, max_value=60_000, initial=0
+        label="processing delay per record (ms)",
+        min_value=PROCESSING_DELAY_MS[0],
+        max_value=PROCESSING_DELAY_MS[1],
+        initial=_DEFAULTS.processing_delay_ms,
     )
     commit_mode = forms.ChoiceField(
         label="commit",
-        choices=[
-            ("auto", "auto (enable.auto.commit)"),
-            ("after", "manual, after processing"),
-            ("before", "manual, before processing"),
-        ],
-        initial="auto",
+        choices=_choices(
+            CommitMode,
+            {
+                "auto": "auto (enable.auto.commit)",
+                "after": "manual, after processing",
+                "before": "manual, before processing",
+            },
+        ),
+        initial=_DEFAULTS.commit_mode,
     )
-    enable_auto_commit = forms.BooleanField(label="enable.auto.commit", required=False, initial=True)
+    enable_auto_commit = forms.BooleanField(
+        label="enable.auto.commit", required=False, initial=_DEFAULTS.enable_auto_commit
+    )
     auto_commit_interval_ms = forms.IntegerField(
-        label="auto.commit.interval.ms", min_value=100, max_value=600_000, initial=5000
+        label="auto.commit.interval.ms",
+        min_value=AUTO_COMMIT_INTERVAL_MS[0],
+        max_value=AUTO_COMMIT_INTERVAL_MS[1],
+        initial=_DEFAULTS.auto_commit_interval_ms,
     )
-    enable_auto_offset_store = forms.BooleanField(label="enable.auto.offset.store", required=False, initial=True)
+    enable_auto_offset_store = forms.BooleanField(
+        label="enable.auto.offset.store", required=False, initial=_DEFAULTS.enable_auto_offset_store
+    )
+    isolation_level = forms.ChoiceField(
+        label="isolation.level",
+        choices=_choices(
+            IsolationLevel,
+            {
+                "read_committed": "read_committed (librdkafka's default)",
+                "read_uncommitted": "read_uncommitted (the Java client's default)",
+            },
+        ),
+        initial=_DEFAULTS.isolation_level,
+    )
 
-    def clean(self) -> dict:
-        data = super().clean()
-        if data.get("commit_mode") in {"after", "before"}:
-            # Manual commits only make sense with auto-commit off; say so rather than guess.
-            data["enable_auto_commit"] = False
-        return data
+    def config(self) -> ConsumerConfig:
+        """The validated settings (call after is_valid())."""
+        return ConsumerConfig(**self.cleaned_data)

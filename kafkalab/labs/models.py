@@ -1,6 +1,15 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+from kafkalab.kafka.consumer_config import LIVE_STATUSES, ConsumerStatus
+
+# A reset that started longer ago than this has died with its process; the lab is usable again.
+RESET_STALE_AFTER = timedelta(minutes=2)
 
 
 class Lab(models.Model):
@@ -8,12 +17,26 @@ class Lab(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(auto_now=True)
+    # Who asked for it, for the per-address cap (see kafkalab.labs.client_address).
+    client_address = models.CharField(max_length=45, blank=True, db_index=True)
+    # Anyone holding /share/<token>/ may watch the lab, read-only; None when not shared (or revoked).
+    share_token = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # Set while a reset runs, so that no consumer is added halfway through it.
+    reset_started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
 
     def __str__(self) -> str:
         return self.prefix
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.last_seen_at + timedelta(seconds=settings.LAB_IDLE_EXPIRY_SECONDS)
+
+    @property
+    def is_resetting(self) -> bool:
+        return self.reset_started_at is not None and timezone.now() - self.reset_started_at < RESET_STALE_AFTER
 
     @property
     def prefix(self) -> str:
@@ -50,6 +73,9 @@ class LabOrder(models.Model):
     customer_id = models.CharField(max_length=64)
     key_strategy = models.CharField(max_length=16, choices=KeyStrategy.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED)
+    # False while OrderService waits for Kafka: the row reserves the orderId, so two requests
+    # for one orderId can't both be written. A failed produce deletes it.
+    acknowledged = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -76,18 +102,12 @@ class NotificationConsumer(models.Model):
     """One NotificationService process of a lab, as last known. The runner keeps it current;
     after a restart of the app every one of them is shown stopped, ready to start again."""
 
-    class Status(models.TextChoices):
-        STARTING = "starting", "starting"
-        RUNNING = "running", "running"
-        STOPPING = "stopping", "stopping"
-        STOPPED = "stopped", "stopped"
-        KILLED = "killed", "killed"
-        CRASHED = "crashed", "crashed"
-
     lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="consumers")
     name = models.CharField(max_length=16)
-    config = models.JSONField()
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.STARTING)
+    config = models.JSONField()  # a ConsumerConfig, as_dict()
+    status = models.CharField(
+        max_length=16, choices=[(s.value, s.value) for s in ConsumerStatus], default=ConsumerStatus.STARTING
+    )
     pid = models.IntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -102,7 +122,7 @@ class NotificationConsumer(models.Model):
 
     @property
     def is_live(self) -> bool:
-        return self.status in {self.Status.STARTING, self.Status.RUNNING, self.Status.STOPPING}
+        return self.status in LIVE_STATUSES
 
 
 class OutboxEmail(models.Model):

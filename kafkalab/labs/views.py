@@ -1,14 +1,28 @@
+"""Lab views: thin. Check who is asking, validate, call a service or selector, render."""
+
 from __future__ import annotations
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from kafkalab.labs import services
-from kafkalab.labs.access import lab_for_session, lab_grant, labs_owned
-from kafkalab.labs.concurrency import off_shared_thread
+from kafkalab.labs import selectors
+from kafkalab.labs.access import (
+    Role,
+    lab_for_owner,
+    lab_for_share,
+    lab_grant,
+    lab_touch,
+    lab_viewer_role,
+    labs_owned,
+)
+from kafkalab.labs.client_address import client_address
+from kafkalab.labs.concurrency import kafka_view
+from kafkalab.labs.errors import LabError, LabLimitReached
 from kafkalab.labs.events import sample_order
 from kafkalab.labs.forms import (
     AdvanceForm,
@@ -18,62 +32,126 @@ from kafkalab.labs.forms import (
     PartitionsForm,
     item_formset_class,
 )
-from kafkalab.labs.models import Lab, LabOrder
+from kafkalab.labs.live_view import Viewer
+from kafkalab.labs.models import Lab
+from kafkalab.labs.services import consumers as consumer_services
+from kafkalab.labs.services import labs as lab_services
+from kafkalab.labs.services import orders as order_services
+from kafkalab.labs.services import topics as topic_services
 
 # htmx swaps these statuses too (see the htmx-config meta tag in base.html).
 UNPROCESSABLE = 422
+TOO_MANY = 429
 UNAVAILABLE = 503
 
 
-@off_shared_thread
+def _owned_lab(request: HttpRequest, lab_id: int) -> Lab:
+    """The lab a POST acts on, if the session owns it; acting on it keeps it from expiring."""
+    lab = lab_for_owner(request.session, lab_id)
+    lab_touch(lab)
+    return lab
+
+
+# --- A lab's life ---------------------------------------------------------------------------
+
+
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """First visit: a lab of your own. Later visits: back to it."""
+    """Back to your lab if you have one; else what a lab is, and a button to start one."""
     owned = labs_owned(request.session)
     if owned and Lab.objects.filter(pk=owned[-1]).exists():
         return redirect("labs:detail", lab_id=owned[-1])
+    return render(request, "labs/start.html", {"idle_hours": settings.LAB_IDLE_EXPIRY_SECONDS / 3600})
+
+
+@kafka_view
+@require_POST
+def lab_start(request: HttpRequest) -> HttpResponse:
     try:
-        lab = services.lab_create()
-    except services.LabError as exc:
+        lab = lab_services.lab_create(client_address=client_address(request))
+    except LabLimitReached as exc:
+        return render(request, "labs/start.html", {"error": str(exc)}, status=TOO_MANY)
+    except LabError as exc:
         return render(request, "labs/unavailable.html", {"error": str(exc)}, status=UNAVAILABLE)
     lab_grant(request.session, lab)
     return redirect("labs:detail", lab_id=lab.pk)
 
 
-@off_shared_thread
+@kafka_view
 @require_GET
 def lab_detail(request: HttpRequest, lab_id: int) -> HttpResponse:
-    lab = lab_for_session(request.session, lab_id)
-    return render(request, "labs/lab.html", _page_context(lab))
+    lab = lab_for_owner(request.session, lab_id)  # a GET: looking is not using
+    return render(request, "labs/lab.html", _page_context(request, lab, Viewer(lab_id=lab.pk, role=Role.OWNER)))
 
 
-@off_shared_thread
 @require_GET
-def lab_state(request: HttpRequest, lab_id: int) -> JsonResponse:
-    lab = lab_for_session(request.session, lab_id)
-    return JsonResponse(services.lab_state(lab=lab), json_dumps_params={"indent": 2})
+def lab_shared(request: HttpRequest, token: str) -> HttpResponse:
+    """The lab, live and read-only, for whoever holds its share link."""
+    lab = lab_for_share(token)
+    viewer = Viewer(lab_id=lab.pk, role=Role.OBSERVER, share_token=token)
+    return render(request, "labs/lab.html", {"lab": lab, "viewer": viewer, "lane_window": settings.LAB_LANE_WINDOW})
 
 
-@off_shared_thread
+@require_GET
+async def lab_state(request: HttpRequest, lab_id: int) -> JsonResponse:
+    """state.json: the runner's live model of the lab, for its owner or a share-link holder."""
+    await database_sync_to_async(lab_viewer_role)(request.session, lab_id, share_token=request.GET.get("share"))
+    try:
+        model = await selectors.lab_model(lab_id=lab_id)
+    except LabError as exc:
+        return JsonResponse({"error": str(exc)}, status=UNAVAILABLE)
+    return JsonResponse(selectors.lab_state(model), json_dumps_params={"indent": 2})
+
+
+@kafka_view
 @require_POST
 def lab_reset(request: HttpRequest, lab_id: int) -> HttpResponse:
-    lab = lab_for_session(request.session, lab_id)
+    lab = _owned_lab(request, lab_id)
     try:
-        services.lab_reset(lab=lab)
+        lab_services.lab_reset(lab=lab)
         messages.success(
             request,
             "Lab reset: its consumers were stopped and removed, and its topic and group were deleted "
             "and created afresh, with 4 empty partitions.",
         )
-    except services.LabError as exc:
+    except LabError as exc:
         messages.error(request, str(exc))
     return redirect("labs:detail", lab_id=lab.pk)
 
 
-@off_shared_thread
+@require_POST
+def lab_share(request: HttpRequest, lab_id: int) -> HttpResponse:
+    lab = _owned_lab(request, lab_id)
+    lab_services.lab_share(lab=lab)
+    return _share_panel(request, lab, notice="Anyone with this link can watch your lab live, read-only.")
+
+
+@require_POST
+def lab_unshare(request: HttpRequest, lab_id: int) -> HttpResponse:
+    lab = _owned_lab(request, lab_id)
+    lab_services.lab_unshare(lab=lab)
+    return _share_panel(request, lab, notice="Sharing stopped: the old link no longer opens your lab.")
+
+
+def _share_panel(request: HttpRequest, lab: Lab, *, notice: str) -> HttpResponse:
+    if not request.htmx:
+        return _redirect_with(request, lab, notice, ok=True)
+    return render(request, "labs/panels/share.html", {"lab": lab, "notice": notice, **_share_context(request, lab)})
+
+
+def _share_context(request: HttpRequest, lab: Lab) -> dict:
+    if not lab.share_token:
+        return {"share_url": None}
+    return {"share_url": request.build_absolute_uri(reverse("labs:shared", args=[lab.share_token]))}
+
+
+# --- OrderService ---------------------------------------------------------------------------
+
+
+@kafka_view
 @require_POST
 def order_create(request: HttpRequest, lab_id: int) -> HttpResponse:
-    lab = lab_for_session(request.session, lab_id)
+    lab = _owned_lab(request, lab_id)
     form = OrderForm(request.POST)
     items = item_formset_class()(request.POST, prefix="items")
     if "add_item" in request.POST:
@@ -90,79 +168,31 @@ def order_create(request: HttpRequest, lab_id: int) -> HttpResponse:
     return _produce(
         request,
         lab,
-        lambda: services.order_create(lab=lab, items=item_rows, **form.cleaned_data),
+        lambda: order_services.order_create(lab=lab, items=item_rows, **form.cleaned_data),
         keep={"order_form": form, "items": items},
     )
 
 
-@off_shared_thread
+@kafka_view
 @require_POST
 def orders_burst(request: HttpRequest, lab_id: int) -> HttpResponse:
-    lab = lab_for_session(request.session, lab_id)
+    lab = _owned_lab(request, lab_id)
     form = BurstForm(request.POST)
     if not form.is_valid():
         return _order_panel(request, lab, burst_form=form, status=UNPROCESSABLE)
     return _produce(
-        request, lab, lambda: services.orders_burst(lab=lab, **form.cleaned_data), keep={"burst_form": form}
+        request, lab, lambda: order_services.orders_burst(lab=lab, **form.cleaned_data), keep={"burst_form": form}
     )
 
 
-@off_shared_thread
+@kafka_view
 @require_POST
 def order_advance(request: HttpRequest, lab_id: int) -> HttpResponse:
-    lab = lab_for_session(request.session, lab_id)
+    lab = _owned_lab(request, lab_id)
     form = AdvanceForm(request.POST)
     if not form.is_valid():
         return _order_panel(request, lab, error="Pick an order first.", status=UNPROCESSABLE)
-    return _produce(request, lab, lambda: services.order_advance(lab=lab, order_id=form.cleaned_data["order_id"]))
-
-
-@off_shared_thread
-@require_POST
-def partitions_change(request: HttpRequest, lab_id: int) -> HttpResponse:
-    lab = lab_for_session(request.session, lab_id)
-    form = PartitionsForm(request.POST)
-    context = {"lab": lab, "partitions_form": form}
-    status = 200
-    if form.is_valid():
-        try:
-            context["change"] = services.topic_partitions_increase(lab=lab, total=form.cleaned_data["partitions"])
-            context["partitions_form"] = PartitionsForm(initial={"partitions": form.cleaned_data["partitions"]})
-        except services.LabError as exc:
-            context["error"] = str(exc)
-            status = UNPROCESSABLE
-    else:
-        status = UNPROCESSABLE
-    if not request.htmx:
-        return _redirect_with(request, lab, context.get("error") or "Partition count changed.", ok=status == 200)
-    return render(request, "labs/lab.html#topic-controls", context, status=status)
-
-
-@off_shared_thread
-@require_GET
-def event_detail(request: HttpRequest, lab_id: int, partition: int, offset: int) -> HttpResponse:
-    lab = lab_for_session(request.session, lab_id)
-    try:
-        context = {"lab": lab, "event": services.event_inspect(lab=lab, partition=partition, offset=offset)}
-        status = 200
-    except services.LabError as exc:
-        context, status = {"lab": lab, "error": str(exc)}, UNPROCESSABLE
-    template = "labs/lab.html#inspector" if request.htmx else "labs/event.html"
-    return render(request, template, context, status=status)
-
-
-# --- helpers --------------------------------------------------------------------------------
-
-
-def _page_context(lab: Lab) -> dict:
-    return {
-        "lab": lab,
-        "lab_id": lab.pk,
-        **_order_panel_context(lab),
-        "partitions_form": PartitionsForm(initial={"partitions": services.lab_partition_count(lab=lab)}),
-        "lane_window": settings.LAB_LANE_WINDOW,
-        "consumer_form": ConsumerConfigForm(),
-    }
+    return _produce(request, lab, lambda: order_services.order_advance(lab=lab, order_id=form.cleaned_data["order_id"]))
 
 
 def _order_panel_context(lab: Lab, **overrides) -> dict:
@@ -179,7 +209,7 @@ def _order_panel_context(lab: Lab, **overrides) -> dict:
             ],
         ),
         "burst_form": BurstForm(),
-        "recent_orders": lab.orders.exclude(status=LabOrder.Status.SHIPPED)[:5],
+        "recent_orders": lab.orders.filter(acknowledged=True).exclude(status="OrderShipped")[:5],
     }
     context.update(overrides)
     return context
@@ -198,7 +228,7 @@ def _with_extra_row(request: HttpRequest):
 
 
 def _order_panel(request: HttpRequest, lab: Lab, *, status: int = 200, **overrides) -> HttpResponse:
-    return render(request, "labs/lab.html#order-panel", _order_panel_context(lab, **overrides), status=status)
+    return render(request, "labs/panels/order_panel.html", _order_panel_context(lab, **overrides), status=status)
 
 
 def _produce(request: HttpRequest, lab: Lab, action, *, keep: dict | None = None) -> HttpResponse:
@@ -207,7 +237,7 @@ def _produce(request: HttpRequest, lab: Lab, action, *, keep: dict | None = None
     keep = keep or {}
     try:
         outcome = action()
-    except services.LabError as exc:
+    except LabError as exc:
         if not request.htmx:
             return _redirect_with(request, lab, str(exc), ok=False)
         return _order_panel(request, lab, error=str(exc), status=UNPROCESSABLE, **keep)
@@ -218,7 +248,7 @@ def _produce(request: HttpRequest, lab: Lab, action, *, keep: dict | None = None
     return _order_panel(request, lab, outcome=outcome)
 
 
-def _outcome_text(outcome: services.ProduceOutcome) -> str:
+def _outcome_text(outcome: order_services.ProduceOutcome) -> str:
     if not outcome.failed:
         return f"Kafka acknowledged {outcome.written} event(s)."
     return f"Kafka acknowledged {outcome.written} of {outcome.requested} event(s): {outcome.first_error}"
@@ -229,21 +259,67 @@ def _redirect_with(request: HttpRequest, lab: Lab, text: str, *, ok: bool) -> Ht
     return redirect("labs:detail", lab_id=lab.pk)
 
 
-# --- consumers ------------------------------------------------------------------------------
+# --- The topic --------------------------------------------------------------------------------
 
 
-@off_shared_thread
+@kafka_view
+@require_POST
+def partitions_change(request: HttpRequest, lab_id: int) -> HttpResponse:
+    lab = _owned_lab(request, lab_id)
+    form = PartitionsForm(request.POST)
+    context = {"lab": lab, "partitions_form": form}
+    status = 200
+    if form.is_valid():
+        try:
+            total = form.cleaned_data["partitions"]
+            context["change"] = topic_services.topic_partitions_increase(lab=lab, total=total)
+            context["partitions_form"] = PartitionsForm(initial={"partitions": total})
+        except LabError as exc:
+            context["error"] = str(exc)
+            status = UNPROCESSABLE
+    else:
+        status = UNPROCESSABLE
+    if not request.htmx:
+        return _redirect_with(request, lab, context.get("error") or "Partition count changed.", ok=status == 200)
+    return render(request, "labs/panels/topic_controls.html", context, status=status)
+
+
+@kafka_view
+@require_GET
+def event_detail(request: HttpRequest, lab_id: int, partition: int, offset: int) -> HttpResponse:
+    """The inspector, for the owner or a share-link holder."""
+    share_token = request.GET.get("share")
+    role = lab_viewer_role(request.session, lab_id, share_token=share_token)
+    lab = Lab.objects.get(pk=lab_id)
+    viewer = Viewer(lab_id=lab_id, role=role, share_token=share_token)
+    try:
+        context = {
+            "lab": lab,
+            "viewer": viewer,
+            "event": selectors.event_inspect(lab=lab, partition=partition, offset=offset),
+        }
+        status = 200
+    except LabError as exc:
+        context, status = {"lab": lab, "viewer": viewer, "error": str(exc)}, UNPROCESSABLE
+    template = "labs/panels/inspector.html" if request.htmx else "labs/event.html"
+    return render(request, template, context, status=status)
+
+
+# --- Consumers --------------------------------------------------------------------------------
+
+
+@kafka_view
 @require_POST
 def consumer_add(request: HttpRequest, lab_id: int) -> HttpResponse:
-    lab = lab_for_session(request.session, lab_id)
+    lab = _owned_lab(request, lab_id)
     form = ConsumerConfigForm(request.POST)
     context = {"lab": lab, "consumer_form": form}
     status = 200
     if form.is_valid():
         try:
-            consumer = services.consumer_add(lab=lab, config=form.cleaned_data)
+            consumer = consumer_services.consumer_add(lab=lab, config=form.config())
             context["notice"] = f"Starting {consumer.name}… it joins the group and Kafka rebalances."
-        except services.LabError as exc:
+        except LabError as exc:
             context["error"], status = str(exc), UNPROCESSABLE
     else:
         status = UNPROCESSABLE
@@ -251,28 +327,47 @@ def consumer_add(request: HttpRequest, lab_id: int) -> HttpResponse:
         return _redirect_with(
             request, lab, context.get("error") or context.get("notice") or "Check the form.", ok=status == 200
         )
-    return render(request, "labs/lab.html#consumer-controls", context, status=status)
+    return render(request, "labs/panels/consumer_controls.html", context, status=status)
 
 
-@off_shared_thread
+CONSUMER_ACTIONS = {
+    "stop": (consumer_services.consumer_stop, "Stopping {name}: it closes and leaves the group."),
+    "kill": (consumer_services.consumer_kill, "Killed {name} with SIGKILL: the group waits for its session timeout."),
+    "restart": (consumer_services.consumer_restart, "Restarting {name}…"),
+}
+
+
+@kafka_view
 @require_POST
 def consumer_action(request: HttpRequest, lab_id: int, name: str, action: str) -> HttpResponse:
-    lab = lab_for_session(request.session, lab_id)
-    act = {
-        "stop": (services.consumer_stop, f"Stopping {name}: it closes and leaves the group."),
-        "kill": (services.consumer_kill, f"Killed {name} with SIGKILL: the group waits for its session timeout."),
-        "restart": (services.consumer_restart, f"Restarting {name}…"),
-    }[action]
+    lab = _owned_lab(request, lab_id)
+    act, done = CONSUMER_ACTIONS[action]
     try:
-        act[0](lab=lab, name=name)
-        text, ok = act[1], True
-    except services.LabError as exc:
+        act(lab=lab, name=name)
+        text, ok = done.format(name=name), True
+    except LabError as exc:
         text, ok = str(exc), False
     if not request.htmx:
         return _redirect_with(request, lab, text, ok=ok)
     return render(
         request,
-        "labs/lab.html#consumer-notice",
+        "labs/panels/consumer_notice.html",
         {"notice": text if ok else None, "error": None if ok else text},
         status=200 if ok else UNPROCESSABLE,
     )
+
+
+# --- The page -------------------------------------------------------------------------------
+
+
+def _page_context(request: HttpRequest, lab: Lab, viewer: Viewer) -> dict:
+    return {
+        "lab": lab,
+        "viewer": viewer,
+        **_order_panel_context(lab),
+        **_share_context(request, lab),
+        "partitions_form": PartitionsForm(initial={"partitions": selectors.lab_partition_count(lab=lab)}),
+        "lane_window": settings.LAB_LANE_WINDOW,
+        "lab_idle_hours": settings.LAB_IDLE_EXPIRY_SECONDS / 3600,
+        "consumer_form": ConsumerConfigForm(),
+    }

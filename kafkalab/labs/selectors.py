@@ -1,0 +1,88 @@
+"""Reading a lab: its live model (from the runner), state.json, one record for the inspector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kafkalab.kafka import topics as kafka_topics
+from kafkalab.kafka.admin import shared_admin
+from kafkalab.kafka.config import bootstrap_servers, client_config
+from kafkalab.kafka.errors import KafkaRefused, KafkaUnavailable
+from kafkalab.kafka.partitioner import PartitionReason, explain_partition
+from kafkalab.kafka.tail import read_record
+from kafkalab.labs import events, records
+from kafkalab.labs.errors import LabError
+from kafkalab.labs.models import Lab
+from kafkalab.runner.protocol import LabStateAsk, RunnerUnavailable, runner_ask
+
+
+async def lab_model(*, lab_id: int) -> dict:
+    """The lab's live model, as the runner holds it (it starts watching the lab if nobody does)."""
+    try:
+        answer = await runner_ask(lambda reply: LabStateAsk(lab_id=lab_id, reply_channel=reply))
+    except RunnerUnavailable as exc:
+        raise LabError(str(exc)) from exc
+    if answer.error:
+        raise LabError(answer.error)
+    return answer.data
+
+
+def lab_state(model: dict) -> dict:
+    """state.json: the model without the lanes' records, plus where the cluster is."""
+    return {
+        "lab": model["lab"],
+        "cluster": {"bootstrap_servers": bootstrap_servers()},
+        "topics": model["topics"],
+        "groups": model["groups"],
+        "consumers": model["consumers"],
+        "rebalances": model["rebalances"],
+        "outbox": {key: value for key, value in model["outbox"].items() if key != "recent"},
+    }
+
+
+def lab_partition_count(*, lab: Lab) -> int | None:
+    """The orders topic's partition count now, or None when Kafka cannot say."""
+    try:
+        return kafka_topics.partition_count(shared_admin(client_config()), lab.orders_topic)
+    except (KafkaUnavailable, KafkaRefused):
+        return None
+
+
+@dataclass(frozen=True)
+class EventDetail:
+    partition: int
+    offset: int
+    key: str | None
+    value: str
+    value_is_json: bool
+    headers: list[tuple[str, str]]
+    timestamp_ms: int
+    event_type: str
+    reason: PartitionReason
+    size_bytes: int
+
+
+def event_inspect(*, lab: Lab, partition: int, offset: int) -> EventDetail:
+    """One record as Kafka holds it, shown safely whatever its bytes, and why it is in its partition."""
+    admin = shared_admin(client_config())
+    try:
+        partitions = kafka_topics.partition_count(admin, lab.orders_topic)
+        found = partitions and partition < partitions
+        record = read_record(lab.orders_topic, partition, offset, config=client_config()) if found else None
+    except KafkaUnavailable as exc:
+        raise LabError(f"Kafka did not answer: {exc}") from exc
+    if record is None:
+        raise LabError(f"There is no record at partition {partition}, offset {offset} (any more).")
+    text, is_json = records.pretty_value(record.value)
+    return EventDetail(
+        partition=record.partition,
+        offset=record.offset,
+        key=records.display_key(record.key),
+        value=text,
+        value_is_json=is_json,
+        headers=records.display_headers(record.headers),
+        timestamp_ms=record.timestamp_ms,
+        event_type=events.event_type_of(record.headers, record.value),
+        reason=explain_partition(record.key, partitions, record.partition),
+        size_bytes=len(record.value or b""),
+    )

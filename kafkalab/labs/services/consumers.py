@@ -1,0 +1,75 @@
+"""NotificationService instances: added, stopped, killed and restarted through the lab runner.
+
+The cap and the names hold under concurrent clicks: each change takes the lab's row lock (on
+SQLite, the IMMEDIATE transaction's write lock) before it counts, and none waits on Kafka.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+
+from kafkalab.kafka.consumer_config import LIVE_STATUSES, ConsumerConfig, ConsumerStatus
+from kafkalab.labs.errors import LabError, LabLimitReached
+from kafkalab.labs.models import Lab, NotificationConsumer
+from kafkalab.runner.protocol import ConsumerKill, ConsumerStart, ConsumerStop, runner_send_sync
+
+
+def consumer_add(*, lab: Lab, config: ConsumerConfig) -> NotificationConsumer:
+    """A new NotificationService process in the lab's group, started by the lab runner."""
+    with transaction.atomic():
+        _lock_for_start(lab)
+        consumer = NotificationConsumer.objects.create(lab=lab, name=_next_consumer_name(lab), config=config.as_dict())
+    runner_send_sync(ConsumerStart(lab_id=lab.pk, name=consumer.name))
+    return consumer
+
+
+def consumer_restart(*, lab: Lab, name: str) -> None:
+    with transaction.atomic():
+        _lock_for_start(lab)
+        consumer = _consumer(lab, name)
+        if consumer.is_live:
+            raise LabError(f"{name} is already running.")
+        lab.consumers.filter(pk=consumer.pk).update(status=ConsumerStatus.STARTING, last_error="")
+    runner_send_sync(ConsumerStart(lab_id=lab.pk, name=name))
+
+
+def _lock_for_start(lab: Lab) -> None:
+    """Inside a transaction: lock the lab, and refuse while it resets or runs its maximum."""
+    locked = Lab.objects.select_for_update().get(pk=lab.pk)
+    if locked.is_resetting:
+        raise LabError("This lab is being reset. Add consumers once the reset is done.")
+    if lab.consumers.filter(status__in=LIVE_STATUSES).count() >= settings.LAB_MAX_CONSUMERS:
+        raise LabLimitReached(
+            f"A lab runs at most {settings.LAB_MAX_CONSUMERS} consumers at once. "
+            "Stop or kill one before adding another."
+        )
+
+
+def _next_consumer_name(lab: Lab) -> str:
+    taken = set(lab.consumers.values_list("name", flat=True))
+    number = 1
+    while f"c{number}" in taken:
+        number += 1
+    return f"c{number}"
+
+
+def _consumer(lab: Lab, name: str) -> NotificationConsumer:
+    consumer = lab.consumers.filter(name=name).first()
+    if consumer is None:
+        raise LabError(f"This lab has no consumer called {name}.")
+    return consumer
+
+
+def consumer_stop(*, lab: Lab, name: str) -> None:
+    """Graceful: the process closes its consumer, which leaves the group at once."""
+    if not _consumer(lab, name).is_live:
+        raise LabError(f"{name} is not running.")
+    runner_send_sync(ConsumerStop(lab_id=lab.pk, name=name))
+
+
+def consumer_kill(*, lab: Lab, name: str) -> None:
+    """SIGKILL: no goodbye; the group waits for the session timeout."""
+    if not _consumer(lab, name).is_live:
+        raise LabError(f"{name} is not running.")
+    runner_send_sync(ConsumerKill(lab_id=lab.pk, name=name))

@@ -1,0 +1,132 @@
+"""OrderService: orders written to the lab's topic, and only what Kafka acknowledged remembered."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from kafkalab.kafka.config import client_config
+from kafkalab.kafka.producer import OutgoingRecord, SendResult, shared_producer
+from kafkalab.labs import events
+from kafkalab.labs.errors import LabError
+from kafkalab.labs.models import Lab, LabOrder
+from kafkalab.labs.rate_limit import produce_budget
+
+
+@dataclass
+class ProduceOutcome:
+    """What Kafka acknowledged, and what it did not."""
+
+    requested: int
+    result: SendResult
+    orders: list[LabOrder] = field(default_factory=list)
+
+    @property
+    def written(self) -> int:
+        return len(self.result.delivered)
+
+    @property
+    def failed(self) -> int:
+        return self.requested - self.written
+
+    @property
+    def per_partition(self) -> list[tuple[int, int]]:
+        """How many acknowledged records went to each partition."""
+        counts: dict[int, int] = {}
+        for delivered in self.result.delivered:
+            counts[delivered.partition] = counts.get(delivered.partition, 0) + 1
+        return sorted(counts.items())
+
+    @property
+    def first_error(self) -> str | None:
+        return self.result.errors[0] if self.result.errors else None
+
+
+def _kib(size: int) -> str:
+    # One decimal, so a limit under 1 KiB never reads "at most 0 KiB".
+    return f"{size / 1024:.1f}".removesuffix(".0")
+
+
+def _send(*, lab: Lab, records: list[OutgoingRecord]) -> SendResult:
+    for record in records:
+        if len(record.value) > settings.LAB_MAX_PAYLOAD_BYTES:
+            raise LabError(
+                f"This event is {_kib(len(record.value))} KiB; a lab accepts at most "
+                f"{_kib(settings.LAB_MAX_PAYLOAD_BYTES)} KiB per event. Nothing was sent."
+            )
+    produce_budget.take(lab.pk, len(records))
+    return shared_producer(client_config()).send(lab.orders_topic, records)
+
+
+def _record_for(order: LabOrder, event_type: str, payload: dict) -> OutgoingRecord:
+    return OutgoingRecord(key=order.key, value=events.encode(payload), headers=events.headers_for(event_type))
+
+
+def order_create(*, lab: Lab, order_id: str, customer_id: str, items: list[dict], key_strategy: str) -> ProduceOutcome:
+    """One OrderCreated. Of concurrent requests for one orderId, one is written; the others are refused."""
+    order = _order_reserve(lab=lab, order_id=order_id, customer_id=customer_id, key_strategy=key_strategy)
+    result = None
+    try:
+        payload = events.order_created(order_id=order_id, customer_id=customer_id, items=items)
+        result = _send(lab=lab, records=[_record_for(order, LabOrder.Status.CREATED, payload)])
+    finally:
+        # Only what Kafka acknowledged is remembered, so a failed order leaves no trace.
+        if result is not None and result.complete:
+            LabOrder.objects.filter(pk=order.pk).update(acknowledged=True)
+            order.acknowledged = True
+        else:
+            order.delete()
+    return ProduceOutcome(requested=1, result=result, orders=[order] if order.acknowledged else [])
+
+
+def _order_reserve(*, lab: Lab, order_id: str, customer_id: str, key_strategy: str) -> LabOrder:
+    try:
+        with transaction.atomic():
+            return LabOrder.objects.create(
+                lab=lab, order_id=order_id, customer_id=customer_id, key_strategy=key_strategy
+            )
+    except IntegrityError:
+        raise LabError(f"Order {order_id} already exists in this lab; pick another orderId.") from None
+
+
+def orders_burst(*, lab: Lab, count: int, key_strategy: str) -> ProduceOutcome:
+    if not 1 <= count <= settings.LAB_MAX_BURST:
+        raise LabError(f"A burst is 1 to {settings.LAB_MAX_BURST} orders.")
+    rng = random.Random()
+    orders, records = [], []
+    for _ in range(count):
+        body = events.sample_order(rng)
+        order = LabOrder(
+            lab=lab,
+            order_id=body["orderId"],
+            customer_id=body["customerId"],
+            key_strategy=key_strategy,
+            acknowledged=True,
+        )
+        orders.append(order)
+        records.append(_record_for(order, LabOrder.Status.CREATED, body))
+    result = _send(lab=lab, records=records)
+    if result.complete:
+        LabOrder.objects.bulk_create(orders)
+        return ProduceOutcome(requested=count, result=result, orders=orders)
+    # Some records may be in Kafka even though others failed; which ones is in the topic itself.
+    return ProduceOutcome(requested=count, result=result)
+
+
+def order_advance(*, lab: Lab, order_id: str) -> ProduceOutcome:
+    """Send the order's next lifecycle event (Paid, then Shipped), keyed like its OrderCreated."""
+    order = lab.orders.filter(order_id=order_id, acknowledged=True).first()
+    if order is None:
+        raise LabError("That order is not in this lab.")
+    next_status = order.next_status
+    if next_status is None:
+        raise LabError(f"Order {order.order_id[:8]} is already shipped.")
+    payload = events.order_status_changed(order_id=order.order_id, customer_id=order.customer_id)
+    result = _send(lab=lab, records=[_record_for(order, next_status, payload)])
+    if result.complete:
+        order.status = next_status
+        order.save(update_fields=["status"])
+    return ProduceOutcome(requested=1, result=result, orders=[order])

@@ -1,0 +1,72 @@
+"""The lab's topic: more partitions, and which keys move because of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from kafkalab.kafka import topics as kafka_topics
+from kafkalab.kafka.admin import shared_admin
+from kafkalab.kafka.config import client_config
+from kafkalab.kafka.errors import KafkaRefused, KafkaUnavailable
+from kafkalab.kafka.partitioner import partition_for
+from kafkalab.kafka.producer import shared_producer
+from kafkalab.labs.errors import LabError
+from kafkalab.labs.models import Lab, LabOrder
+from kafkalab.runner.protocol import LabRefresh, runner_send_sync
+
+KEYS_CHECKED = 200
+
+
+@dataclass(frozen=True)
+class KeyMove:
+    key: str
+    before: int
+    after: int
+
+
+@dataclass(frozen=True)
+class PartitionChange:
+    before: int
+    after: int
+    moves: list[KeyMove]
+    keys_checked: int
+
+
+def topic_partitions_increase(*, lab: Lab, total: int) -> PartitionChange:
+    """Grow the orders topic to `total` partitions and show which recent keys now hash elsewhere."""
+    if total > settings.LAB_MAX_PARTITIONS:
+        raise LabError(f"A lab topic may have at most {settings.LAB_MAX_PARTITIONS} partitions.")
+    admin = shared_admin(client_config())
+    try:
+        before = kafka_topics.partition_count(admin, lab.orders_topic)
+        if before is None:
+            raise LabError("This lab's orders topic is missing; reset the lab to recreate it.")
+        if total == before:
+            raise LabError(f"The topic already has {before} partitions.")
+        kafka_topics.partitions_increase(admin, lab.orders_topic, total=total)
+    except KafkaRefused as exc:
+        if total < before:
+            raise LabError(
+                f"Kafka refused: a topic's partition count can only grow ({before} → {total} asked). "
+                "Removing a partition would drop its records and break the order of its keys. "
+                f"Kafka said: {exc}"
+            ) from exc
+        raise LabError(f"Kafka refused: {exc}") from exc
+    except KafkaUnavailable as exc:
+        raise LabError(f"Kafka did not answer, so the partition count is unchanged: {exc}") from exc
+    shared_producer(client_config()).partitions_refresh(lab.orders_topic, expected=total)
+    runner_send_sync(LabRefresh(lab_id=lab.pk))
+    return PartitionChange(before=before, after=total, **_key_moves(lab, before, total))
+
+
+def _key_moves(lab: Lab, before: int, after: int) -> dict:
+    orders = lab.orders.filter(acknowledged=True).exclude(key_strategy=LabOrder.KeyStrategy.NONE)[:KEYS_CHECKED]
+    keys = list(dict.fromkeys(order.key for order in orders if order.key))
+    moves = [
+        KeyMove(key=key.decode(), before=partition_for(key, before), after=partition_for(key, after))
+        for key in keys
+        if partition_for(key, before) != partition_for(key, after)
+    ]
+    return {"moves": moves, "keys_checked": len(keys)}

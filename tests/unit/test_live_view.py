@@ -1,0 +1,56 @@
+"""Rendering the live model per viewer: what a page is sent, and what it is not sent twice."""
+
+from __future__ import annotations
+
+from kafkalab.labs import live_view
+from kafkalab.labs.access import Role
+from kafkalab.labs.live_view import Viewer
+
+
+def record(partition: int, offset: int) -> dict:
+    return {
+        "partition": partition,
+        "offset": offset,
+        "key": f"k{offset}",
+        "event_type": "OrderCreated",
+        "timestamp_ms": 1,
+    }
+
+
+def test_records_the_page_got_with_the_model_are_not_appended_again():
+    shown = live_view.newest_offsets(
+        [{"partition": 0, "records": [record(0, 4), record(0, 5)]}, {"partition": 1, "records": []}]
+    )
+
+    fresh = live_view.unseen(
+        [{"partition": 0, "records": [record(0, 5), record(0, 6)]}, {"partition": 1, "records": [record(1, 0)]}], shown
+    )
+
+    assert fresh == [{"partition": 0, "records": [record(0, 6)]}, {"partition": 1, "records": [record(1, 0)]}]
+    assert shown == {0: 6, 1: 0}
+    assert live_view.unseen([{"partition": 0, "records": [record(0, 6)]}], shown) == [], "each box once"
+
+
+def consumer(name: str) -> dict:
+    return {
+        "name": name, "pid": 42, "status": "running", "live": True, "config": {}, "last_error": "",
+        "assigned": [0], "positions": {}, "emailed": 0, "colour": "#2b59c3",
+    }  # fmt: skip
+
+
+PANELS = {
+    "lanes": [],
+    "groups": [{"id": "g", "state": "STABLE", "state_label": "Stable", "protocol": "CLASSIC", "assignor": "range", "members": [], "committed": {}, "lag": {}, "error": None}],
+    "consumers": [consumer("c1")],
+    "rebalances": [],
+    "outbox": {"sent": 0, "duplicates": 0, "missed": 0, "missed_records": [], "recent": []},
+}  # fmt: skip
+
+
+def test_the_owner_gets_the_consumer_buttons_and_an_observer_none():
+    owner = live_view.panels_html(PANELS, Viewer(lab_id=7, role=Role.OWNER))
+    observer = live_view.panels_html(PANELS, Viewer(lab_id=7, role=Role.OBSERVER, share_token="t"))
+
+    assert ">Stop</button>" in owner and ">Kill</button>" in owner
+    assert 'data-consumer="c1"' in observer
+    assert "<button" not in observer and "<form" not in observer and "csrf" not in observer

@@ -16,9 +16,12 @@ from pathlib import Path
 import psutil
 
 from bench.report import Figure, progress
-from bench.server import CHROMIUM, CHROMIUM_ARGS, Daphne, lab_stack
+from bench.server import lab_stack
+from kafkalab.kafka.consumer_config import heartbeat_interval_ms
 from kafkalab.kafka.local_cluster import LocalCluster
-from kafkalab.kafka.notification_service import heartbeat_interval_ms
+from tests.harness import server as harness
+from tests.harness.browser import VIEWPORT, launch_chromium
+from tests.harness.lab_page import open_lab
 
 # The dev cluster uses 9092-9097, the tests 29092+, the cluster section 63092+, lab 63292+ (all above the kernel's ephemeral range, 32768-60999).
 PORT_BASE = 63492
@@ -38,7 +41,6 @@ DEFAULT_SESSION_MS = 10_000  # the lab's default session.timeout.ms
 PAGE_TIMEOUT_MS = 60_000
 MIB = 2**20
 SERVICE_MODULE = "kafkalab.kafka.notification_service"
-LAB_URL = re.compile(r"/labs/(\d+)/$")
 TOOK = re.compile(r"took (\d+) ms")
 
 CARD_JS = """([name, wanted]) => {
@@ -62,11 +64,11 @@ def run() -> list[Figure]:
 # --- the server -----------------------------------------------------------------------------
 
 
-class Server(Daphne):
+class Server(harness.Server):
     """The bench's daphne, allowed more consumers per lab than the default."""
 
     def __init__(self, root: Path, cluster: LocalCluster) -> None:
-        super().__init__(root, cluster, extra_env={"LAB_MAX_CONSUMERS": str(MAX_CONSUMERS)})
+        super().__init__(root, cluster, LAB_MAX_CONSUMERS=str(MAX_CONSUMERS))
 
     def consumers(self) -> list[psutil.Process]:
         """The NotificationService processes this daphne's lab runner started."""
@@ -111,12 +113,10 @@ class Lab:
 
     def __init__(self, browser, server: Server) -> None:
         self.server = server
-        self.context = browser.new_context(viewport={"width": 1400, "height": 900})
+        self.context = browser.new_context(viewport=VIEWPORT)
         self.page = self.context.new_page()
         self.page.set_default_timeout(PAGE_TIMEOUT_MS)
-        self.page.goto(server.url + "/")
-        self.page.wait_for_url(LAB_URL)
-        self.page.locator(".lane[data-lane]").first.wait_for()
+        open_lab(self.page, server.url, timeout_ms=PAGE_TIMEOUT_MS)
 
     def card(self, name: str):
         return self.page.locator(f'[data-consumer="{name}"]')
@@ -193,7 +193,7 @@ def measure(server: Server) -> list[Figure]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         try:
             return [
                 *add_figures(browser, server),

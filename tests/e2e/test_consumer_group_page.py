@@ -10,7 +10,7 @@ import psutil
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.lab_page import INITIAL_PARTITIONS, open_lab
+from tests.harness.lab_page import INITIAL_PARTITIONS, open_lab
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from kafkalab.kafka.config import client_config
 from kafkalab.kafka.partitioner import partition_for
-from tests.e2e.lab_page import INITIAL_PARTITIONS, LAB_URL, open_lab
+from tests.harness.lab_page import INITIAL_PARTITIONS, LAB_URL, open_lab
 
 pytestmark = pytest.mark.e2e
 

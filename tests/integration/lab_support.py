@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from channels.testing import WebsocketCommunicator
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -179,20 +180,24 @@ def wait_until(condition: Callable[[], bool], what: str, *, timeout: float = KAF
 # --- The lab's websocket ---------------------------------------------------------------------
 
 
-def lab_socket(lab_id: int, *, session_id: str | None = None) -> WebsocketCommunicator:
-    """A websocket to the lab through the app's real router, as the lab page opens it."""
+def lab_socket(lab_id: int, *, session_id: str | None = None, share: str | None = None) -> WebsocketCommunicator:
+    """A websocket to the lab through the app's real router, as the lab page opens it (the shared
+    page adds `?share=<token>`)."""
     from kafkalab.asgi import application
 
     headers = [ORIGIN]
     if session_id is not None:
         headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={session_id}".encode()))
-    return WebsocketCommunicator(application, f"/ws/labs/{lab_id}/", headers=headers)
+    query = "" if share is None else "?" + urlencode({"share": share})
+    return WebsocketCommunicator(application, f"/ws/labs/{lab_id}/{query}", headers=headers)
 
 
 @asynccontextmanager
-async def lab_socket_open(lab_id: int, *, session_id: str) -> AsyncIterator[WebsocketCommunicator]:
+async def lab_socket_open(
+    lab_id: int, *, session_id: str | None, share: str | None = None
+) -> AsyncIterator[WebsocketCommunicator]:
     """An accepted websocket to the lab, disconnected afterwards whatever happens."""
-    socket = lab_socket(lab_id, session_id=session_id)
+    socket = lab_socket(lab_id, session_id=session_id, share=share)
     try:
         connected, detail = await socket.connect(timeout=SOCKET_TIMEOUT)
         assert connected, f"the lab's websocket was refused with code {detail}"
@@ -215,8 +220,54 @@ async def receive_until(socket: WebsocketCommunicator, wanted: Callable[[str], b
             return fragment
 
 
+async def http_get(path: str, *, session_id: str | None = None) -> tuple[int, bytes]:
+    """GET through the app's real ASGI stack (so the embedded lab runner answers), on this loop."""
+    from channels.testing import HttpCommunicator
+
+    from kafkalab.asgi import application
+
+    headers = [(b"host", b"127.0.0.1")]
+    if session_id is not None:
+        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={session_id}".encode()))
+    response = await HttpCommunicator(application, "GET", path, headers=headers).get_response(timeout=SOCKET_TIMEOUT)
+    return response["status"], response["body"]
+
+
+async def state_json(learner: Learner) -> dict:
+    status, body = await http_get(learner.url("state.json"), session_id=learner.session_id)
+    assert status == 200, body[:500]
+    return json.loads(body)
+
+
 def event_box(fragment: str, key: str) -> tuple[int, int]:
     """(partition, offset) of the event box for `key` in a pushed fragment."""
     match = re.search(rf'data-partition="(\d+)" data-offset="(\d+)" data-key="{re.escape(key)}"', fragment)
     assert match, f"no event box for key {key!r} in {fragment[:500]}"
     return int(match.group(1)), int(match.group(2))
+
+
+# --- A lab's read-only share link -------------------------------------------------------------
+
+SHARE_URL = re.compile(r'data-share-url="[^"]*/share/([^/"]+)/"')
+
+
+def share_token_in(html: str) -> str:
+    """The token of the share link shown in the owner's share panel."""
+    match = SHARE_URL.search(html)
+    assert match, f"no share link in {html[:500]}"
+    return match.group(1)
+
+
+async def receive_close(socket: WebsocketCommunicator) -> tuple[int, list[str]]:
+    """Everything the server sends until it closes the socket: (close code, fragments before it)."""
+    fragments: list[str] = []
+    deadline = asyncio.get_running_loop().time() + SOCKET_TIMEOUT
+    while True:
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            message = await socket.receive_output(timeout=max(remaining, 0.01))
+        except TimeoutError:
+            raise AssertionError(f"the server did not close the socket within {SOCKET_TIMEOUT:.0f}s") from None
+        if message["type"] == "websocket.close":
+            return message.get("code", 1000), fragments
+        fragments.append(message.get("text") or "")

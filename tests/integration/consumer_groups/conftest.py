@@ -13,12 +13,12 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from kafkalab.kafka.local_cluster import LocalCluster
+from tests.harness.http_browser import Browser
+from tests.harness.server import Server
 from tests.integration.consumer_groups.support import (
-    Browser,
     GroupView,
     Lab,
     LabSocket,
-    Server,
     end_processes,
     service_processes,
     wait_for,
@@ -48,7 +48,7 @@ def no_consumer_left() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def lab_server(kafka_cluster: LocalCluster, tmp_path_factory) -> Iterator[Server]:
     """kafkalab under daphne, shared by the tests that don't stop or restart their server."""
-    server = Server(tmp_path_factory.mktemp("lab-server")).start()
+    server = Server(tmp_path_factory.mktemp("lab-server"), kafka_cluster).start()
     try:
         yield server
     finally:
@@ -62,7 +62,7 @@ def make_server(kafka_cluster: LocalCluster, tmp_path: Path) -> Iterator[Callabl
     servers: list[Server] = []
 
     def make(**env: str) -> Server:
-        servers.append(Server(tmp_path / f"server-{len(servers)}", **env).start())
+        servers.append(Server(tmp_path / f"server-{len(servers)}", kafka_cluster, **env).start())
         return servers[-1]
 
     yield make

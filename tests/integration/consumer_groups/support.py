@@ -1,8 +1,7 @@
 """Driving a real kafkalab server as a learner's browser does, and watching what it starts.
 
-- `Server`: kafkalab under daphne in a subprocess, on a database of its own; the lab runner and
-  the NotificationService processes it starts live in that daphne, as under `make run`.
-- `Browser`: HTTP with the session and CSRF cookies a browser keeps; `Lab`: one learner's lab.
+- `Server` (the harness's daphne) and `Browser` (HTTP with the session and CSRF cookies a
+  browser keeps) come from tests/harness; `Lab`: one learner's lab.
 - `LabSocket`: the lab's websocket, read as the page reads it (consumer cards, outbox, lanes).
 - `service_processes`: the consumer processes on this machine that this test run started.
 
@@ -14,47 +13,37 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import http.cookiejar
 import json
 import os
-import random
 import re
-import signal
 import socket
-import sqlite3
 import struct
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TypeVar
 
 import psutil
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from kafkalab.kafka.consumer_config import ConsumerConfig
 from kafkalab.kafka.errors import KafkaUnavailable
 from kafkalab.kafka.groups import GroupDescription, group_committed, group_describe
-from tests.conftest import REPO_ROOT, free_port, server_env
+from tests.harness.http_browser import HTTP_TIMEOUT, Response
+from tests.harness.http_browser import Browser as Browser  # re-exported: the tests import it from here
+from tests.harness.server import SERVER_PIDS
+from tests.harness.server import Server as Server  # re-exported: the tests import it from here
 
 T = TypeVar("T")
 
 # Bounds on waiting, not expectations of speed: the machine may be busy with other test runs.
 WAIT = 60.0
-HTTP_TIMEOUT = 60.0
-START_TIMEOUT = 60.0
 SERVICE_MODULE = "kafkalab.kafka.notification_service"
 PARTITIONS = 4
-
-# Every daphne this test run started: their consumer processes are ours, even once orphaned.
-SERVER_PIDS: set[int] = set()
 
 
 def wait_for(probe: Callable[[], T], what: str, *, timeout: float = WAIT, every: float = 0.2) -> T:
@@ -68,149 +57,13 @@ def wait_for(probe: Callable[[], T], what: str, *, timeout: float = WAIT, every:
         time.sleep(every)
 
 
-# --- The server -------------------------------------------------------------------------------
-
-
-class Server:
-    """kafkalab under daphne, on a database of its own that survives a restart of the server."""
-
-    def __init__(self, root: Path, **env: str) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        self.db = root / "db.sqlite3"
-        self.env = server_env(DATABASE_URL=f"sqlite:///{self.db}", **env)
-        self.process: subprocess.Popen | None = None
-        self.port: int | None = None
-        self.log_path = root / "daphne.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def start(self) -> Server:
-        if not self.db.exists():
-            self._migrate()
-        self.port = free_port()
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "kafkalab.asgi:application"],
-                cwd=REPO_ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        SERVER_PIDS.add(self.process.pid)
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert self.process.poll() is None, f"daphne exited with {self.process.returncode}:\n{self.log_tail()}"
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return self
-            assert time.monotonic() < deadline, f"daphne did not listen within {START_TIMEOUT:.0f}s"
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup of any kind runs in the server."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def _migrate(self) -> None:
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=self.env, check=True, timeout=120
-        )
-        # Lab topics are named after lab ids, and other test runs share the suite's cluster: a
-        # fresh database counting from 1 would create (and so wipe) their labs' topics.
-        base = random.SystemRandom().randrange(10**6, 10**9)
-        with contextlib.closing(sqlite3.connect(self.db)) as connection, connection:
-            connection.execute("DELETE FROM sqlite_sequence WHERE name = 'labs_lab'")
-            connection.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('labs_lab', ?)", (base,))
-
-    def sql(self, statement: str, *params: object) -> None:
-        """Change the server's database behind its back (what an older version may have left)."""
-        with contextlib.closing(sqlite3.connect(self.db)) as connection, connection:
-            connection.execute(statement, params)
-
-
-# --- HTTP as a browser ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Response:
-    status: int
-    text: str
-    url: str
-
-
-class Browser:
-    """One browser: its own cookies (session, CSRF), posting forms the way the page's htmx does."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.cookies = http.cookiejar.CookieJar()
-        self._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
-
-    def cookie(self, name: str) -> str | None:
-        return next((c.value for c in self.cookies if c.name == name), None)
-
-    def get(self, path: str) -> Response:
-        return self._send(urllib.request.Request(self.base_url + path))
-
-    def post(self, path: str, data: dict | None = None) -> Response:
-        token = self.cookie("csrftoken")
-        assert token, "no CSRF cookie yet: open a page with a form first"
-        headers = {
-            "X-CSRFToken": token,
-            "Origin": self.base_url,
-            "Referer": self.base_url + path,
-            "HX-Request": "true",
-        }
-        body = urllib.parse.urlencode(data or {}, doseq=True).encode()
-        return self._send(urllib.request.Request(self.base_url + path, data=body, headers=headers, method="POST"))
-
-    def _send(self, request: urllib.request.Request) -> Response:
-        try:
-            with self._opener.open(request, timeout=HTTP_TIMEOUT) as response:
-                return Response(response.status, response.read().decode(), response.geturl())
-        except urllib.error.HTTPError as error:
-            return Response(error.code, error.read().decode(errors="replace"), error.geturl())
-
-
-LAB_URL = re.compile(r"/labs/(\d+)/$")
 STARTING = re.compile(r"Starting (c\d+)…")
 ONE_ORDER = re.compile(r"partition <strong>(\d+)</strong>, offset <strong>(\d+)</strong>")
 
 
 def consumer_form(**config: object) -> dict[str, str]:
     """The "Add consumer" form as the page posts it: the lab defaults, a short session timeout."""
-    fields: dict[str, object] = {
-        "assignment_strategy": "range",
-        "group_protocol": "classic",
-        "session_timeout_ms": 6000,
-        "processing_delay_ms": 0,
-        "commit_mode": "auto",
-        "enable_auto_commit": True,
-        "auto_commit_interval_ms": 5000,
-        "enable_auto_offset_store": True,
-        **config,
-    }
+    fields: dict[str, object] = {**ConsumerConfig().as_dict(), "session_timeout_ms": 6000, **config}
     # An unticked checkbox is simply absent from a form post.
     return {name: "on" if value is True else str(value) for name, value in fields.items() if value is not False}
 
@@ -224,12 +77,8 @@ class Lab:
 
     @classmethod
     def open(cls, browser: Browser) -> Lab:
-        """The learner's first visit: / redirects to a new lab of their own (and sets the CSRF cookie)."""
-        response = browser.get("/")
-        assert response.status == 200, response.text[:500]
-        match = LAB_URL.search(urllib.parse.urlparse(response.url).path)
-        assert match, response.url
-        return cls(browser=browser, lab_id=int(match.group(1)))
+        """The learner's first visit: a new lab of their own (and the CSRF cookie)."""
+        return cls(browser=browser, lab_id=browser.start_lab())
 
     @property
     def topic(self) -> str:

@@ -64,6 +64,12 @@ def live_server_url(kafka_cluster: LocalCluster, tmp_path_factory) -> Iterator[s
         yield server.url
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last: Playwright's sync API keeps its event loop marked as running in
+    the main thread while the session's browser is open, and an async test after it can't start."""
+    items.sort(key=lambda item: Path(str(item.path)).parent.name == "e2e")
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright

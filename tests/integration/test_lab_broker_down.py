@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from django.test import Client
 
-from kafkalab.labs.models import LabOrder
+from kafkalab.labs.models import Lab, LabOrder
 from tests.factories import lab_open, order_form_data
 from tests.integration.lab_support import CLUSTER_UP_TIMEOUT, Learner, read_topic, text
 
@@ -38,3 +41,25 @@ def test_a_broker_down_while_producing_is_reported_and_loses_nothing_acknowledge
     retried = learner.post("orders/", order_form_data(order_id="during-outage"))
     assert retried.status_code == 200, text(retried)
     assert LabOrder.objects.filter(lab_id=learner.lab_id, order_id="during-outage").exists()
+
+
+def test_no_database_lock_is_held_while_kafka_is_waited_for(lone_broker):
+    """A new lab waits for Kafka to make its topic; with the broker down that takes a while, and
+    all that time other requests must be able to write to the database."""
+    owner = Client()
+    learner = Learner(client=owner, lab_id=lab_open(owner))
+    lone_broker.down()
+    creating = threading.Thread(target=lambda: Client().post("/labs/"), name="lab-create-waiting-on-kafka")
+    creating.start()
+    try:
+        time.sleep(1)  # let the create reach its Kafka calls
+        assert creating.is_alive(), "the create should still be waiting for Kafka"
+
+        written = Lab.objects.filter(pk=learner.lab_id).update(client_address="written-meanwhile")
+
+        assert written == 1
+        assert creating.is_alive(), "the write went through while the create still waited for Kafka"
+    finally:
+        creating.join(timeout=120)
+        lone_broker.up(1, timeout=CLUSTER_UP_TIMEOUT)
+    assert not Lab.objects.exclude(pk=learner.lab_id).exists(), "a lab whose topic Kafka never made is not kept"

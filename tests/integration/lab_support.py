@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
 import threading
 import time
 import uuid
@@ -163,6 +164,20 @@ def read_topic(bootstrap: str, topic: str) -> list[Record]:
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()
+
+
+def kcat_produce(bootstrap: str, topic: str, *, key: bytes | str, value: bytes, headers: list[bytes] = ()) -> None:
+    """One record written by kcat, a librdkafka client with its defaults (CRC32 for keys). It
+    passes header names as raw bytes, where the Python client sends str(name) for a bytes name."""
+    key = key.encode() if isinstance(key, str) else key
+    header_args = [arg for header in headers for arg in (b"-H", header)]
+    done = subprocess.run(
+        [b"kcat", b"-P", b"-b", bootstrap.encode(), b"-t", topic.encode(), b"-k", key, *header_args],
+        input=value,
+        capture_output=True,
+        timeout=KAFKA_TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
 
 
 def observer_threads() -> list[str]:

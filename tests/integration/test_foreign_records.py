@@ -18,7 +18,15 @@ from channels.testing import WebsocketCommunicator
 from confluent_kafka import Producer
 
 from tests.factories import HTMX
-from tests.integration.lab_support import Learner, event_box, lab_socket_open, receive_until, state_json, text
+from tests.integration.lab_support import (
+    Learner,
+    event_box,
+    kcat_produce,
+    lab_socket_open,
+    receive_until,
+    state_json,
+    text,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,22 +82,6 @@ def produce(bootstrap: str, topic: str, record: Foreign) -> tuple[int, int]:
     [(error, message)] = delivered
     assert error is None, f"Kafka refused the record: {error}"
     return message.partition(), message.offset()
-
-
-async def kcat_produce(bootstrap: str, topic: str, *, key: bytes, value: bytes, headers: list[bytes]) -> None:
-    """kcat passes header names as raw bytes; the Python client sends str(name) for a bytes name."""
-    header_args = [arg for header in headers for arg in (b"-H", header)]
-    kcat = await asyncio.create_subprocess_exec(
-        b"kcat", b"-P", b"-b", bootstrap.encode(), b"-t", topic.encode(), b"-k", key, *header_args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        _, errors = await asyncio.wait_for(kcat.communicate(value), timeout=60)
-    except TimeoutError:
-        kcat.kill()
-        await kcat.wait()
-        raise
-    assert kcat.returncode == 0, errors.decode(errors="replace")
 
 
 def box_at(partition: int, offset: int) -> str:
@@ -160,7 +152,8 @@ async def test_a_lab_lives_on_after_header_names_that_are_not_utf8(kafka_cluster
             await asyncio.to_thread(produce, bootstrap, learner.topic, warm)
         await pushed_until(socket, *(box_of(f"warm-{n}") for n in range(WARM_UP)))
 
-        await kcat_produce(
+        await asyncio.to_thread(
+            kcat_produce,
             bootstrap,
             learner.topic,
             key=b"bad-header-names",

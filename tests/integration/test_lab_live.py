@@ -10,26 +10,12 @@ from confluent_kafka import Producer
 
 from kafkalab.kafka.partitioner import crc32_partition_for, partition_for
 from tests.factories import HTMX, order_form_data
-from tests.integration.lab_support import Learner, event_box, lab_socket_open, receive_until, text
+from tests.integration.lab_support import Learner, event_box, kcat_produce, lab_socket_open, receive_until, text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 KCAT_KEY = "somekey"
 PYTHON_KEY = "python-key"
-
-
-async def kcat_produce(bootstrap: str, topic: str, *, key: str, value: bytes) -> None:
-    kcat = await asyncio.create_subprocess_exec(
-        "kcat", "-P", "-b", bootstrap, "-t", topic, "-k", key,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        _, errors = await asyncio.wait_for(kcat.communicate(value), timeout=60)
-    except TimeoutError:
-        kcat.kill()
-        await kcat.wait()
-        raise
-    assert kcat.returncode == 0, errors.decode()
 
 
 def python_produce(bootstrap: str, topic: str, *, key: str, value: bytes) -> None:
@@ -50,7 +36,7 @@ async def test_records_from_kcat_and_other_clients_reach_the_websocket(kafka_clu
     async with lab_socket_open(learner.lab_id, session_id=learner.session_id) as socket:
         await receive_until(socket, lambda fragment: 'data-lane="3"' in fragment, "the topic's four lanes")
 
-        await kcat_produce(bootstrap, learner.topic, key=KCAT_KEY, value=b"hello from kcat\n")
+        await asyncio.to_thread(kcat_produce, bootstrap, learner.topic, key=KCAT_KEY, value=b"hello from kcat\n")
         kcat_at = event_box(await receive_until(socket, has_box(KCAT_KEY), "kcat's record"), KCAT_KEY)
 
         await asyncio.to_thread(python_produce, bootstrap, learner.topic, key=PYTHON_KEY, value=b'{"from": "python"}')

@@ -4,13 +4,12 @@ be stopped, restarted, killed and reset away."""
 
 from __future__ import annotations
 
-import subprocess
-
 from confluent_kafka import Producer
 
 from kafkalab.kafka.local_cluster import LocalCluster
 from tests.integration.consumer_groups.conftest import RESET_TIMEOUT
 from tests.integration.consumer_groups.support import PARTITIONS, Lab, LabSocket, alive, processes_of, wait_for
+from tests.integration.lab_support import kcat_produce
 
 DEEP_JSON = b"[" * 5000 + b"]" * 5000
 # Fits the brokers' default limit on a record batch (message.max.bytes, 1,048,588 bytes);
@@ -29,18 +28,6 @@ def produce(bootstrap: str, topic: str, *, key: bytes, value: bytes) -> None:
     producer.produce(topic, key=key, value=value, on_delivery=lambda error, _: errors.append(error))
     assert producer.flush(60) == 0
     assert errors == [None], f"Kafka refused the record: {errors}"
-
-
-def kcat_produce(bootstrap: str, topic: str, *, key: bytes, value: bytes, headers: list[bytes]) -> None:
-    """kcat passes header names as raw bytes; the Python client sends str(name) for a bytes name."""
-    header_args = [arg for header in headers for arg in (b"-H", header)]
-    done = subprocess.run(
-        [b"kcat", b"-P", b"-b", bootstrap.encode(), b"-t", topic.encode(), b"-k", key, *header_args],
-        input=value,
-        capture_output=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr.decode(errors="replace")
 
 
 def sent(lab: Lab) -> int:

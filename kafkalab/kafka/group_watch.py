@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -24,8 +25,7 @@ class GroupSnapshot:
     error: str | None
 
 
-def _snapshot(line: bytes) -> GroupSnapshot:
-    data = json.loads(line)
+def _snapshot(data: dict) -> GroupSnapshot:
     group = data.get("group")
     if group is not None:
         group = GroupDescription(**{**group, "members": [GroupMember(**m) for m in group["members"]]})
@@ -42,64 +42,88 @@ def _command(mode: str, params: dict) -> list[str]:
     return [sys.executable, "-m", "kafkalab.kafka.group_probe", mode, json.dumps(params)]
 
 
-class GroupWatch:
-    """Keeps a probe running and hands out its latest snapshot without ever blocking."""
+class ProbeHub:
+    """One probe process for every lab this process watches (see group_probe), and a thread that
+    reads its snapshots. Observers register their lab and take its latest snapshot without ever
+    blocking; if the probe dies, another starts and is told the labs again."""
 
-    def __init__(self, *, client: dict, group_id: str, topic: str, interval: float = 0.5) -> None:
-        self._params = {
-            "client": client,
-            "group_id": group_id,
-            "topic": topic,
-            "interval": interval,
-            "parent_pid": os.getpid(),
-        }
+    def __init__(self, *, client: dict, interval: float = 0.5) -> None:
+        self._params = {"client": client, "interval": interval, "parent_pid": os.getpid()}
+        self._lock = threading.Lock()
+        self._labs: dict[str, str] = {}  # group id → topic
+        self._latest: dict[str, GroupSnapshot] = {}
         self._process: subprocess.Popen | None = None
-        self._started_at = 0.0
-        self._buffer = b""
-        self._latest: GroupSnapshot | None = None
+        self._reader: threading.Thread | None = None
 
-    def latest(self) -> GroupSnapshot | None:
-        self._ensure_running()
-        if self._process is not None:
-            self._read_available()
-        return self._latest
+    def watch(self, *, group_id: str, topic: str) -> None:
+        with self._lock:
+            self._labs[group_id] = topic
+            self._ensure_running()
+            self._send_labs()
 
-    def close(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
+    def unwatch(self, group_id: str) -> None:
+        with self._lock:
+            self._labs.pop(group_id, None)
+            self._latest.pop(group_id, None)
+            if self._process is not None:
+                self._send_labs()
+
+    def latest(self, group_id: str) -> GroupSnapshot | None:
+        with self._lock:
+            self._ensure_running()
+            return self._latest.get(group_id)
 
     def _ensure_running(self) -> None:
         if self._process is not None and self._process.poll() is None:
             return
-        if self._process is not None:
-            self._process.wait()
-            self._latest = GroupSnapshot([], None, None, "the group probe stopped; starting another")
-        if time.monotonic() - self._started_at < RESTART_BACKOFF_SECONDS:
-            self._process = None
-            return
-        self._started_at = time.monotonic()
-        self._buffer = b""
+        if self._reader is not None and self._reader.is_alive():
+            return  # it just died: the reader restarts it after a pause
         self._process = subprocess.Popen(
-            _command("watch", self._params), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+            _command("watch", self._params), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
-        os.set_blocking(self._process.stdout.fileno(), False)
+        self._reader = threading.Thread(target=self._read, args=(self._process,), name="group-probe", daemon=True)
+        self._reader.start()
+        self._send_labs()
 
-    def _read_available(self) -> None:
-        while True:
+    def _send_labs(self) -> None:
+        try:
+            self._process.stdin.write(json.dumps({"labs": self._labs}) + "\n")
+            self._process.stdin.flush()
+        except (BrokenPipeError, ValueError):  # it died; the reader notices and a new one starts
+            pass
+
+    def _read(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            if not line.strip():
+                continue
             try:
-                chunk = os.read(self._process.stdout.fileno(), 1 << 16)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            self._buffer += chunk
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in reversed(lines):
-            if line.strip():
-                self._latest = _snapshot(line)
-                break
+                found = {group_id: _snapshot(data) for group_id, data in json.loads(line)["snapshots"].items()}
+            except (ValueError, KeyError, TypeError):
+                continue
+            with self._lock:
+                self._latest.update({g: snap for g, snap in found.items() if g in self._labs})
+        process.wait()
+        with self._lock:
+            stopped = GroupSnapshot([], None, None, "the group probe stopped; starting another")
+            self._latest = dict.fromkeys(self._labs, stopped)
+        time.sleep(RESTART_BACKOFF_SECONDS)
+        with self._lock:
+            self._reader = None
+            if self._labs:
+                self._ensure_running()
+
+
+_hubs: dict[str, ProbeHub] = {}
+_hubs_lock = threading.Lock()
+
+
+def probe_hub(client: dict) -> ProbeHub:
+    """The process's probe for this cluster configuration."""
+    key = repr(sorted(client.items()))
+    with _hubs_lock:
+        if key not in _hubs:
+            _hubs[key] = ProbeHub(client=client)
+        return _hubs[key]
 
 
 def _run_once(mode: str, params: dict, *, timeout: float) -> bytes:

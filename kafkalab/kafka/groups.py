@@ -34,13 +34,28 @@ class GroupDescription:
         return self.state.replace("_", " ").title()
 
 
+def groups_describe(admin: AdminClient, topics: dict[str, str]) -> dict[str, GroupDescription | KafkaUnavailable]:
+    """Each group (group id → the topic whose assignment counts), in one request to Kafka."""
+    if not topics:
+        return {}
+    futures = admin.describe_consumer_groups(list(topics), request_timeout=GROUP_TIMEOUT)
+    described: dict[str, GroupDescription | KafkaUnavailable] = {}
+    for group_id, future in futures.items():
+        try:
+            described[group_id] = _description(future.result(timeout=GROUP_TIMEOUT + 1), group_id, topics[group_id])
+        except (KafkaException, TimeoutError) as exc:
+            described[group_id] = KafkaUnavailable(f"Kafka did not describe group {group_id}: {exc}")
+    return described
+
+
 def group_describe(admin: AdminClient, group_id: str, topic: str) -> GroupDescription:
-    try:
-        result = admin.describe_consumer_groups([group_id], request_timeout=GROUP_TIMEOUT)[group_id].result(
-            timeout=GROUP_TIMEOUT + 1
-        )
-    except (KafkaException, TimeoutError) as exc:
-        raise KafkaUnavailable(f"Kafka did not describe group {group_id}: {exc}") from exc
+    described = groups_describe(admin, {group_id: topic})[group_id]
+    if isinstance(described, KafkaUnavailable):
+        raise described
+    return described
+
+
+def _description(result, group_id: str, topic: str) -> GroupDescription:
     members = [
         GroupMember(
             member_id=member.member_id,
@@ -64,18 +79,35 @@ def group_describe(admin: AdminClient, group_id: str, topic: str) -> GroupDescri
     )
 
 
+def groups_committed(
+    admin: AdminClient, wanted: dict[str, tuple[str, list[int]]]
+) -> dict[str, dict[int, int] | KafkaUnavailable]:
+    """Committed offsets per partition of each group (group id → its topic and partitions).
+    librdkafka takes one group per request, so the requests go out together and are awaited after."""
+    futures = {
+        group_id: admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group_id, [TopicPartition(topic, p) for p in partitions])],
+            request_timeout=GROUP_TIMEOUT,
+        )[group_id]
+        for group_id, (topic, partitions) in wanted.items()
+        if partitions
+    }
+    committed: dict[str, dict[int, int] | KafkaUnavailable] = {group_id: {} for group_id in wanted}
+    for group_id, future in futures.items():
+        try:
+            result = future.result(timeout=GROUP_TIMEOUT + 1)
+            committed[group_id] = {tp.partition: tp.offset for tp in result.topic_partitions if tp.offset >= 0}
+        except (KafkaException, TimeoutError) as exc:
+            committed[group_id] = KafkaUnavailable(f"Kafka did not list the offsets of {group_id}: {exc}")
+    return committed
+
+
 def group_committed(admin: AdminClient, group_id: str, topic: str, partitions: list[int]) -> dict[int, int]:
     """Committed offset per partition; partitions the group never committed are left out."""
-    if not partitions:
-        return {}
-    request = ConsumerGroupTopicPartitions(group_id, [TopicPartition(topic, p) for p in partitions])
-    try:
-        result = admin.list_consumer_group_offsets([request], request_timeout=GROUP_TIMEOUT)[group_id].result(
-            timeout=GROUP_TIMEOUT + 1
-        )
-    except (KafkaException, TimeoutError) as exc:
-        raise KafkaUnavailable(f"Kafka did not list the offsets of {group_id}: {exc}") from exc
-    return {tp.partition: tp.offset for tp in result.topic_partitions if tp.offset >= 0}
+    committed = groups_committed(admin, {group_id: (topic, partitions)})[group_id]
+    if isinstance(committed, KafkaUnavailable):
+        raise committed
+    return committed
 
 
 def group_delete(admin: AdminClient, group_id: str) -> None:

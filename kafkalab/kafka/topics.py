@@ -124,36 +124,59 @@ def partition_count(admin: AdminClient, name: str) -> int | None:
 
 def topic_partitions(admin: AdminClient, name: str) -> list[PartitionState]:
     """Leader, replicas, ISR and the three offsets (log start, log end, last stable) per partition."""
-    description = _result(
-        admin.describe_topics(TopicCollection([name]), request_timeout=ADMIN_TIMEOUT)[name],
-        f"Describing topic {name}",
-    )
-    tps = [TopicPartition(name, p.id) for p in description.partitions]
+    found = topics_partitions(admin, [name])[name]
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
+def topics_partitions(
+    admin: AdminClient, names: list[str]
+) -> dict[str, list[PartitionState] | KafkaRefused | KafkaUnavailable]:
+    """topic_partitions for several topics, in one request of each kind to Kafka."""
+    futures = admin.describe_topics(TopicCollection(names), request_timeout=ADMIN_TIMEOUT) if names else {}
+    descriptions: dict[str, object] = {}
+    for name, future in futures.items():
+        try:
+            descriptions[name] = _result(future, f"Describing topic {name}")
+        except (KafkaRefused, KafkaUnavailable) as exc:
+            descriptions[name] = exc
+    tps = [
+        TopicPartition(name, p.id)
+        for name, description in descriptions.items()
+        if not isinstance(description, Exception)
+        for p in description.partitions
+    ]
     earliest = _offsets(admin, tps, OffsetSpec.earliest(), IsolationLevel.READ_UNCOMMITTED)
     latest = _offsets(admin, tps, OffsetSpec.latest(), IsolationLevel.READ_UNCOMMITTED)
     stable = _offsets(admin, tps, OffsetSpec.latest(), IsolationLevel.READ_COMMITTED)
-    return [
-        PartitionState(
-            partition=p.id,
-            leader=p.leader.id if p.leader is not None else None,
-            replicas=[node.id for node in p.replicas],
-            isr=[node.id for node in p.isr],
-            log_start=earliest.get(p.id),
-            log_end=latest.get(p.id),
-            last_stable=stable.get(p.id),
-        )
-        for p in sorted(description.partitions, key=lambda p: p.id)
-    ]
+    return {
+        name: description
+        if isinstance(description, Exception)
+        else [
+            PartitionState(
+                partition=p.id,
+                leader=p.leader.id if p.leader is not None else None,
+                replicas=[node.id for node in p.replicas],
+                isr=[node.id for node in p.isr],
+                log_start=earliest.get((name, p.id)),
+                log_end=latest.get((name, p.id)),
+                last_stable=stable.get((name, p.id)),
+            )
+            for p in sorted(description.partitions, key=lambda p: p.id)
+        ]
+        for name, description in descriptions.items()
+    }
 
 
-def _offsets(admin: AdminClient, tps: list[TopicPartition], spec, isolation) -> dict[int, int | None]:
+def _offsets(admin: AdminClient, tps: list[TopicPartition], spec, isolation) -> dict[tuple[str, int], int | None]:
     if not tps:
         return {}
     futures = admin.list_offsets(dict.fromkeys(tps, spec), isolation_level=isolation, request_timeout=ADMIN_TIMEOUT)
-    offsets: dict[int, int | None] = {}
+    offsets: dict[tuple[str, int], int | None] = {}
     for tp, future in futures.items():
         try:
-            offsets[tp.partition] = _result(future, "Listing offsets").offset
+            offsets[(tp.topic, tp.partition)] = _result(future, "Listing offsets").offset
         except (KafkaRefused, KafkaUnavailable):
-            offsets[tp.partition] = None  # that partition's leader is down: unknown, not zero
+            offsets[(tp.topic, tp.partition)] = None  # that partition's leader is down: unknown, not zero
     return offsets

@@ -26,7 +26,7 @@ from django.conf import settings
 
 from kafkalab.kafka.config import client_config
 from kafkalab.kafka.errors import KafkaUnavailable
-from kafkalab.kafka.group_watch import GroupSnapshot, GroupWatch
+from kafkalab.kafka.group_watch import GroupSnapshot, ProbeHub, probe_hub
 from kafkalab.kafka.groups import GroupDescription
 from kafkalab.kafka.tail import TailRecord, TopicTail
 from kafkalab.labs import facts
@@ -43,6 +43,9 @@ OFFSETS_INTERVAL = 0.5  # seconds between looks at the group probe's snapshot
 ANALYSIS_WINDOW = 2000  # records per partition remembered to judge missed emails
 READY_TIMEOUT = 8.0  # a model is answered after this long even if the probe has not spoken yet
 BATCH = 2000
+# How long a quiet lab's thread waits for a record before it looks at its other work; a record
+# that comes meanwhile ends the wait at once, so this costs no latency, only wake-ups.
+IDLE_WAIT = 0.1
 
 
 class LaneState:
@@ -82,7 +85,6 @@ class LabObserver:
         self._lock = threading.Lock()
         self._lanes: dict[int, LaneState] = {}
         self._seen: dict[int, dict[int, str | None]] = {}  # partition → offset → key, for missed emails
-        self._groups: GroupWatch | None = None
         self._group: GroupDescription | None = None
         self._group_error: str | None = None
         self._last_panels: dict | None = None
@@ -165,22 +167,23 @@ class LabObserver:
 
     def _run(self) -> None:
         tail = None
-        self._groups = GroupWatch(client=client_config(), group_id=self.group_id, topic=self.topic)
+        probe = probe_hub(client_config())
+        probe.watch(group_id=self.group_id, topic=self.topic)
         started = time.monotonic()
         try:
             tail = TopicTail(self.topic, window=ANALYSIS_WINDOW, config=client_config())
-            self._sync(tail, started)
+            self._sync(tail, probe, started)
             self._publish(LabModel(model=self.model()))
-            self._loop_until_stopped(tail, started)
+            self._loop_until_stopped(tail, probe, started)
         except Exception:
             log.exception("observer for lab %s stopped", self.lab_id)
         finally:
             self.ready.set()  # nobody waits forever for a model that will not come
-            self._groups.close()
+            probe.unwatch(self.group_id)
             if tail is not None:
                 tail.close()
 
-    def _loop_until_stopped(self, tail: TopicTail, started: float) -> None:
+    def _loop_until_stopped(self, tail: TopicTail, probe: ProbeHub, started: float) -> None:
         fresh: dict[int, list[dict]] = {}
         last_flush = last_poll = last_panels = 0.0
         # A closed loop means its runner is gone; a quiet lab would otherwise never push and notice.
@@ -191,7 +194,7 @@ class LabObserver:
             if self._refresh.is_set() or now - last_poll >= OFFSETS_INTERVAL:
                 self._refresh.clear()
                 last_poll = now
-                if self._sync(tail, started):
+                if self._sync(tail, probe, started):
                     fresh.clear()
                     self._publish(LabModel(model=self.model()))
                 self._redraw.set()
@@ -206,10 +209,10 @@ class LabObserver:
                 self._publish_panels()
 
     def _read(self, tail: TopicTail) -> list[dict]:
-        """What arrived: at once if something waits, else the first record within 20 ms."""
+        """What arrived: at once if something waits, else the first record to come within IDLE_WAIT."""
         records = tail.poll(max_records=BATCH, timeout=0)
         if not records:
-            records = tail.poll(max_records=1, timeout=0.02)
+            records = tail.poll(max_records=1, timeout=IDLE_WAIT)
         return [added for record in records if (added := self._add(record)) is not None]
 
     def _add(self, record: TailRecord) -> dict | None:
@@ -238,13 +241,13 @@ class LabObserver:
             lane = self._lanes[partition] = LaneState(partition, self.window)
         return lane
 
-    def _sync(self, tail: TopicTail, started: float) -> bool:
+    def _sync(self, tail: TopicTail, probe: ProbeHub, started: float) -> bool:
         """Pick up new partitions and the probe's latest snapshot. True when the lanes changed."""
         try:
             added = tail.refresh_partitions()
         except KafkaUnavailable:  # a broker down or slow: keep tailing what we have, look again next round
             added = []
-        snapshot = self._groups.latest() if self._groups is not None else None
+        snapshot = probe.latest(self.group_id)
         with self._lock:
             for partition in added:
                 self._lane(partition)

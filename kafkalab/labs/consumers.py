@@ -16,7 +16,7 @@ from django.http import Http404
 
 from kafkalab.labs import live_view
 from kafkalab.labs.access import Role, lab_viewer_role
-from kafkalab.labs.live_view import Viewer
+from kafkalab.labs.live_view import Viewer, ViewerPage
 from kafkalab.runner.protocol import (
     LabClosed,
     LabModel,
@@ -37,8 +37,7 @@ CLOSE_GONE = 4410
 class LabConsumer(AsyncWebsocketConsumer):
     viewer: Viewer | None = None
     closed = False
-    _last_panels: str | None = None
-    _shown: dict[int, int]  # partition → newest offset on this viewer's page
+    page: ViewerPage | None = None
 
     async def connect(self) -> None:
         lab_id = int(self.scope["url_route"]["kwargs"]["lab_id"])
@@ -52,7 +51,7 @@ class LabConsumer(AsyncWebsocketConsumer):
             await self.close(code=role)
             return
         self.viewer = Viewer(lab_id=lab_id, role=role, share_token=share_token)
-        self._shown = {}
+        self.page = ViewerPage(self.viewer)
         await self.accept()
         await runner_send(LabWatch(lab_id=lab_id, reply_channel=self.channel_name), layer=self.channel_layer)
 
@@ -80,21 +79,15 @@ class LabConsumer(AsyncWebsocketConsumer):
     # Updates from the runner (kafkalab.runner.protocol) ------------------------------------------
 
     async def lab_model(self, event: dict) -> None:
-        model = LabModel.parse(event).model
-        self._last_panels = None
-        self._shown = live_view.newest_offsets(model["lanes"])
-        await self.send(text_data=live_view.model_html(model, self.viewer))
+        await self.send(text_data=self.page.model(LabModel.parse(event).model))
 
     async def lab_records(self, event: dict) -> None:
         update = LabRecords.parse(event)
-        # The whole model this viewer got on connecting may already hold some of these records.
-        appends = live_view.unseen(update.appends, self._shown)
-        await self.send(text_data=live_view.records_html(appends=appends, lanes=update.lanes, viewer=self.viewer))
+        await self.send(text_data=self.page.records(appends=update.appends, lanes=update.lanes))
 
     async def lab_panels(self, event: dict) -> None:
-        html = live_view.panels_html(LabPanels.parse(event).panels, self.viewer)
-        if html != self._last_panels:  # another viewer's change may leave this one's page as it is
-            self._last_panels = html
+        # Another viewer's change, or a change this page already shows, may leave nothing to send.
+        if html := self.page.panels(LabPanels.parse(event).panels):
             await self.send(text_data=html)
 
     async def lab_closed(self, event: dict) -> None:

@@ -7,7 +7,7 @@ functions, so they can never disagree. Pure functions: no Kafka, no database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 
 Where = tuple[int, int]  # (partition, offset)
@@ -20,9 +20,14 @@ def lag(*, log_end: int | None, committed: int | None) -> int | None:
     return max(0, log_end - committed)
 
 
+def is_duplicate(times_emailed: int) -> bool:
+    """An email for a record that had already been emailed."""
+    return times_emailed > 1
+
+
 def duplicates(email_counts: Mapping[Where, int]) -> int:
-    """Emails sent for a record that had already been emailed."""
-    return sum(count - 1 for count in email_counts.values() if count > 1)
+    """How many emails were duplicates, given how often each record was emailed."""
+    return sum(count - 1 for count in email_counts.values() if is_duplicate(count))
 
 
 @dataclass(frozen=True)
@@ -36,16 +41,18 @@ def missed(
     *,
     records: Iterable[tuple[int, int, str | None]],
     committed: Mapping[int, int],
-    emailed: Iterable[Where],
-    in_flight: Iterable[Where],
+    emailed: Container[Where],
+    in_flight: Container[Where],
 ) -> list[Missed]:
     """Records the group has committed past that no consumer emailed (and none is emailing now):
     the group will never read them again, so their emails are lost."""
-    done = set(emailed) | set(in_flight)
     found = [
         Missed(partition, offset, key)
         for partition, offset, key in records
-        if partition in committed and offset < committed[partition] and (partition, offset) not in done
+        if partition in committed
+        and offset < committed[partition]
+        and (partition, offset) not in emailed
+        and (partition, offset) not in in_flight
     ]
     return sorted(found, key=lambda m: (m.partition, m.offset))
 

@@ -37,13 +37,63 @@ def _context(viewer: Viewer, **data: object) -> dict:
     return {"viewer": viewer, "lab_id": viewer.lab_id, "oob": True, **data}
 
 
-def model_html(model: dict, viewer: Viewer) -> str:
-    """Everything live on the page, for a viewer that just connected (or after a reset)."""
-    lanes = render_to_string(
-        "labs/panels/lanes.html",
-        _context(viewer, lanes=model["lanes"], topic=model["lab"]["topic"], lane_window=settings.LAB_LANE_WINDOW),
-    )
-    return lanes + panels_html(model, viewer)
+class ViewerPage:
+    """What one viewer's page shows now, so that each push renders only what changed for it: a
+    busy lab changes its lane offsets and outbox several times a second, its timeline rarely,
+    and rendering is the costliest part of a push."""
+
+    def __init__(self, viewer: Viewer) -> None:
+        self.viewer = viewer
+        self.newest: dict[int, int] = {}  # partition → newest offset shown
+        self.shown: dict[str, object] = {}  # part → the data it was last rendered from
+
+    def model(self, model: dict) -> str:
+        """Everything live on the page, for a viewer that just connected (or after a reset)."""
+        self.newest = newest_offsets(model["lanes"])
+        self.shown = {}
+        lanes = render_to_string(
+            "labs/panels/lanes.html",
+            _context(
+                self.viewer, lanes=model["lanes"], topic=model["lab"]["topic"], lane_window=settings.LAB_LANE_WINDOW
+            ),
+        )
+        # The lanes just drawn carry their offsets: remember them as shown.
+        self._changed_lanes(model["lanes"])
+        return lanes + self.panels(model)
+
+    def records(self, *, appends: list[dict], lanes: list[dict]) -> str:
+        """New boxes appended to their lanes (none this page already has), and changed offsets."""
+        appends = unseen(appends, self.newest)
+        return render_to_string(
+            "labs/panels/lane_appends.html", _context(self.viewer, appends=appends, lanes=self._changed_lanes(lanes))
+        )
+
+    def panels(self, panels: dict) -> str:
+        """The lane offsets, group, timeline and outbox that changed since this page last got them."""
+        [group] = panels["groups"]
+        parts = {
+            "group": {"group": group, "consumers": panels["consumers"]},
+            "rebalances": {"rebalances": panels["rebalances"]},
+            "outbox": {"outbox": panels["outbox"]},
+        }
+        html = [
+            render_to_string("labs/panels/lane_meta.html", _context(self.viewer, lane=lane))
+            for lane in self._changed_lanes(panels["lanes"])
+        ]
+        for part, data in parts.items():
+            if self.shown.get(part) != data:
+                self.shown[part] = data
+                html.append(render_to_string(f"labs/panels/{part}.html", _context(self.viewer, **data)))
+        return "".join(html)
+
+    def _changed_lanes(self, lanes: list[dict]) -> list[dict]:
+        changed = []
+        for lane in lanes:
+            meta = {key: value for key, value in lane.items() if key != "records"}
+            if self.shown.get(f"lane-{lane['partition']}") != meta:
+                self.shown[f"lane-{lane['partition']}"] = meta
+                changed.append(meta)
+        return changed
 
 
 def newest_offsets(lanes: list[dict]) -> dict[int, int]:
@@ -61,28 +111,6 @@ def unseen(appends: list[dict], shown: dict[int, int]) -> list[dict]:
             shown[append["partition"]] = records[-1]["offset"]
             fresh.append({"partition": append["partition"], "records": records})
     return fresh
-
-
-def records_html(*, appends: list[dict], lanes: list[dict], viewer: Viewer) -> str:
-    """New boxes appended to their lanes, and every lane's offsets."""
-    return render_to_string("labs/panels/lane_appends.html", _context(viewer, appends=appends, lanes=lanes))
-
-
-def panels_html(panels: dict, viewer: Viewer) -> str:
-    """Lane offsets, the group and its consumers, the rebalance timeline and the outbox."""
-    [group] = panels["groups"]
-    return render_to_string(
-        "labs/panels/live_panels.html",
-        _context(
-            viewer,
-            lanes=panels["lanes"],
-            group=group,
-            consumers=panels["consumers"],
-            rebalances=panels["rebalances"],
-            outbox=panels["outbox"],
-            max_consumers=settings.LAB_MAX_CONSUMERS,
-        ),
-    )
 
 
 def closed_html(reason: str) -> str:

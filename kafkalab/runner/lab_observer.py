@@ -16,6 +16,7 @@ when their data changed. So the page stays live at any event rate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL = 0.05  # seconds between record pushes while records flow
 PANEL_INTERVAL = 0.25  # seconds between panel pushes at most
 OFFSETS_INTERVAL = 0.5  # seconds between looks at the group probe's snapshot
+PARTITIONS_CHECK_INTERVAL = 10.0  # seconds between metadata checks nobody asked for
 ANALYSIS_WINDOW = 2000  # records per partition remembered to judge missed emails
 READY_TIMEOUT = 8.0  # a model is answered after this long even if the probe has not spoken yet
 BATCH = 2000
@@ -84,10 +86,14 @@ class LabObserver:
         self._layer = layer
         self._lock = threading.Lock()
         self._lanes: dict[int, LaneState] = {}
-        self._seen: dict[int, dict[int, str | None]] = {}  # partition → offset → key, for missed emails
+        # Recent records no consumer has emailed yet (partition → offset → key): the candidates for
+        # missed emails. Emailed ones leave it, so it stays small however busy the lab is.
+        self._unemailed: dict[int, dict[int, str | None]] = {}
         self._group: GroupDescription | None = None
         self._group_error: str | None = None
         self._last_panels: dict | None = None
+        self._partitions_requested = False
+        self._partitions_checked_at = 0.0
         self._stop = threading.Event()
         self._refresh = threading.Event()
         self._redraw = threading.Event()
@@ -155,13 +161,15 @@ class LabObserver:
 
     def _missed(self) -> list[facts.Missed]:
         with self.live.lock:
-            emailed = set(self.live.email_counts)
-        return facts.missed(
-            records=((p, offset, key) for p, seen in self._seen.items() for offset, key in seen.items()),
-            committed={p: lane.committed for p, lane in self._lanes.items() if lane.committed is not None},
-            emailed=emailed,
-            in_flight=self.live.in_flight(),
-        )
+            for partition, pending in self._unemailed.items():
+                for offset in [o for o in pending if (partition, o) in self.live.email_counts]:
+                    del pending[offset]
+            return facts.missed(
+                records=((p, offset, key) for p, pending in self._unemailed.items() for offset, key in pending.items()),
+                committed={p: lane.committed for p, lane in self._lanes.items() if lane.committed is not None},
+                emailed=self.live.email_counts,
+                in_flight=self.live.in_flight(),
+            )
 
     # The observer thread ------------------------------------------------------------------------
 
@@ -192,7 +200,9 @@ class LabObserver:
                 fresh.setdefault(record["partition"], []).append(record)
             now = time.monotonic()
             if self._refresh.is_set() or now - last_poll >= OFFSETS_INTERVAL:
-                self._refresh.clear()
+                if self._refresh.is_set():
+                    self._partitions_requested = True
+                    self._refresh.clear()
                 last_poll = now
                 if self._sync(tail, probe, started):
                     fresh.clear()
@@ -229,10 +239,10 @@ class LabObserver:
             return None
         with self._lock:
             self._lane(record.partition).add(data)
-            seen = self._seen.setdefault(record.partition, {})
-            seen[record.offset] = data["key"]
-            if len(seen) > ANALYSIS_WINDOW:
-                del seen[next(iter(seen))]  # offsets arrive in order: the first is the oldest
+            pending = self._unemailed.setdefault(record.partition, {})
+            pending[record.offset] = data["key"]
+            if len(pending) > ANALYSIS_WINDOW:
+                del pending[next(iter(pending))]  # offsets arrive in order: the first is the oldest
         return data
 
     def _lane(self, partition: int) -> LaneState:
@@ -243,11 +253,13 @@ class LabObserver:
 
     def _sync(self, tail: TopicTail, probe: ProbeHub, started: float) -> bool:
         """Pick up new partitions and the probe's latest snapshot. True when the lanes changed."""
-        try:
-            added = tail.refresh_partitions()
-        except KafkaUnavailable:  # a broker down or slow: keep tailing what we have, look again next round
-            added = []
         snapshot = probe.latest(self.group_id)
+        added = []
+        if self._partitions_may_have_changed(tail, snapshot):
+            self._partitions_checked_at = time.monotonic()
+            # A broker down or slow: keep tailing what we have, and look again soon.
+            with contextlib.suppress(KafkaUnavailable):
+                added = tail.refresh_partitions()
         with self._lock:
             for partition in added:
                 self._lane(partition)
@@ -256,6 +268,14 @@ class LabObserver:
         if snapshot is not None or time.monotonic() - started > READY_TIMEOUT:
             self.ready.set()
         return bool(added)
+
+    def _partitions_may_have_changed(self, tail: TopicTail, snapshot: GroupSnapshot | None) -> bool:
+        """Asking Kafka's metadata is costly with many labs: do it when told partitions changed,
+        when the probe sees more than the tail reads, and now and then for anything else."""
+        requested, self._partitions_requested = self._partitions_requested, False
+        probed = {p.partition for p in snapshot.partitions} if snapshot is not None else set()
+        overdue = time.monotonic() - self._partitions_checked_at >= PARTITIONS_CHECK_INTERVAL
+        return requested or overdue or not tail.partitions or not probed <= set(tail.partitions)
 
     def _apply_snapshot(self, snapshot: GroupSnapshot) -> None:
         for state in snapshot.partitions:

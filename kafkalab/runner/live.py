@@ -100,6 +100,7 @@ class LabLive:
         self.recent_emails: deque[Email] = deque(maxlen=25)
         self.email_counts: Counter[tuple[int, int]] = Counter()
         self.emails_sent = 0
+        self.duplicates_sent = 0  # kept as emails come, so a busy lab never recounts them all
         self.unsaved_emails: list[Email] = []
 
     # Consumers --------------------------------------------------------------------------------
@@ -183,8 +184,9 @@ class LabLive:
         with self.lock:
             key = (email.partition, email.offset)
             self.email_counts[key] += 1
-            email.duplicate = self.email_counts[key] > 1
+            email.duplicate = facts.is_duplicate(self.email_counts[key])
             self.emails_sent += 1
+            self.duplicates_sent += email.duplicate
             self.recent_emails.appendleft(email)
             self.unsaved_emails.append(email)
 
@@ -198,11 +200,12 @@ class LabLive:
         with self.lock:
             self.email_counts = Counter(keys)
             self.emails_sent = len(keys)
+            self.duplicates_sent = facts.duplicates(self.email_counts)
 
     @property
     def duplicates(self) -> int:
         with self.lock:
-            return facts.duplicates(self.email_counts)
+            return self.duplicates_sent
 
     def in_flight(self) -> set[tuple[int, int]]:
         with self.lock:
@@ -216,5 +219,6 @@ class LabLive:
             self.recent_emails.clear()
             self.email_counts.clear()
             self.emails_sent = 0
+            self.duplicates_sent = 0
             self.unsaved_emails = []
             self.consumers.clear()  # the reset removed them (after stopping their processes)

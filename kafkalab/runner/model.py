@@ -126,7 +126,7 @@ def outbox_data(live: LabLive, missed: list[facts.Missed]) -> dict:
     with live.lock:
         return {
             "sent": live.emails_sent,
-            "duplicates": facts.duplicates(live.email_counts),
+            "duplicates": live.duplicates_sent,
             "missed": len(missed),
             "missed_records": [
                 {"partition": m.partition, "offset": m.offset, "key": m.key} for m in missed[:MISSED_LISTED]

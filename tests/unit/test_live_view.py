@@ -48,9 +48,23 @@ PANELS = {
 
 
 def test_the_owner_gets_the_consumer_buttons_and_an_observer_none():
-    owner = live_view.panels_html(PANELS, Viewer(lab_id=7, role=Role.OWNER))
-    observer = live_view.panels_html(PANELS, Viewer(lab_id=7, role=Role.OBSERVER, share_token="t"))
+    owner = live_view.ViewerPage(Viewer(lab_id=7, role=Role.OWNER)).panels(PANELS)
+    observer = live_view.ViewerPage(Viewer(lab_id=7, role=Role.OBSERVER, share_token="t")).panels(PANELS)
 
     assert ">Stop</button>" in owner and ">Kill</button>" in owner
     assert 'data-consumer="c1"' in observer
     assert "<button" not in observer and "<form" not in observer and "csrf" not in observer
+
+
+def test_a_push_renders_only_what_changed_for_this_page():
+    page = live_view.ViewerPage(Viewer(lab_id=7, role=Role.OWNER))
+    lane = {"partition": 0, "log_end": 5, "committed": 3, "lag": 2, "owner": None, "position": None}
+
+    first = page.panels({**PANELS, "lanes": [lane]})
+    again = page.panels({**PANELS, "lanes": [lane]})
+    moved = page.panels({**PANELS, "lanes": [{**lane, "committed": 5, "lag": 0}]})
+
+    assert 'id="lane-0-meta"' in first and 'id="outbox"' in first and 'id="rebalances"' in first
+    assert again == "", "nothing changed: nothing to send"
+    assert 'id="lane-0-meta"' in moved and 'data-committed="5"' in moved
+    assert 'id="outbox"' not in moved and 'id="group-live"' not in moved

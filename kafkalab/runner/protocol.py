@@ -42,7 +42,8 @@ class Message:
     type: ClassVar[str]
 
     def as_message(self) -> dict[str, Any]:
-        return {"type": self.type, **dataclasses.asdict(self)}
+        # Shallow: the fields are plain data already, and a model is too big to copy for nothing.
+        return {"type": self.type, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}}
 
     @classmethod
     def parse(cls, message: dict[str, Any]):

@@ -68,6 +68,13 @@ class ProbeHub:
             if self._process is not None:
                 self._send_labs()
 
+    @property
+    def pid(self) -> int | None:
+        """The probe process serving every watched lab now, if one runs."""
+        with self._lock:
+            running = self._process is not None and self._process.poll() is None
+            return self._process.pid if running else None
+
     def latest(self, group_id: str) -> GroupSnapshot | None:
         with self._lock:
             self._ensure_running()

@@ -196,7 +196,9 @@ class LabObserver:
         last_flush = last_poll = last_panels = 0.0
         # A closed loop means its runner is gone; a quiet lab would otherwise never push and notice.
         while not self._stop.is_set() and not self._loop.is_closed():
-            for record in self._read(tail):
+            # Records waiting to go out may wait only until their push is due, not for the next record.
+            wait = max(0.0, last_flush + FLUSH_INTERVAL - time.monotonic()) if fresh else IDLE_WAIT
+            for record in self._read(tail, wait):
                 fresh.setdefault(record["partition"], []).append(record)
             now = time.monotonic()
             if self._refresh.is_set() or now - last_poll >= OFFSETS_INTERVAL:
@@ -218,11 +220,11 @@ class LabObserver:
                 last_panels = now
                 self._publish_panels()
 
-    def _read(self, tail: TopicTail) -> list[dict]:
-        """What arrived: at once if something waits, else the first record to come within IDLE_WAIT."""
+    def _read(self, tail: TopicTail, wait: float) -> list[dict]:
+        """What arrived: at once if something waits, else the first record to come within `wait`."""
         records = tail.poll(max_records=BATCH, timeout=0)
-        if not records:
-            records = tail.poll(max_records=1, timeout=IDLE_WAIT)
+        if not records and wait > 0:
+            records = tail.poll(max_records=1, timeout=wait)
         return [added for record in records if (added := self._add(record)) is not None]
 
     def _add(self, record: TailRecord) -> dict | None:

@@ -148,7 +148,9 @@ class Server:
             connection.execute(statement, params)
 
     def __enter__(self) -> Server:
-        return self.start()
+        # `with Server(...).start() as server` must not start a second daphne over the first.
+        running = self.process is not None and self.process.poll() is None
+        return self if running else self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -114,12 +113,6 @@ def manage(*args: str, env: dict[str, str], timeout: float = UP_TIMEOUT + 60) ->
         text=True,
         timeout=timeout,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # === The live lab (issue 3): fixtures for tests/integration/test_lab_*.py =====================

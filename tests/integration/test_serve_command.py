@@ -17,7 +17,8 @@ import psutil
 import pytest
 
 from kafkalab.kafka.local_cluster import LocalCluster
-from tests.integration.conftest import REPO_ROOT, UP_TIMEOUT, cluster_processes, free_port, manage_env, pid_files
+from tests.harness.server import free_port
+from tests.integration.conftest import REPO_ROOT, UP_TIMEOUT, cluster_processes, manage_env, pid_files
 
 # Above the ephemeral port range, apart from the other integration tests' ports.
 SERVE_PORTS = 61892

@@ -29,6 +29,7 @@ PORT_BASE = 63292
 BROKERS = 3
 # (events per second, seconds of production, producer linger.ms)
 RUNS = ((20, 15.0, 0), (5000, 10.0, 5))
+WARM_UP_RATE, WARM_UP_SECONDS = 20, 5.0
 PACE_STEP = 0.005  # seconds between pacing checks: small batches, not one burst per second
 LATENCY_TARGET_MS = 60  # p99 at 20 events/s on a quiet machine
 CATCH_UP_TARGET_S = 1.0  # "after a burst ends, the page is current within a second"
@@ -48,7 +49,7 @@ new MutationObserver((mutations) => {
         const id = box.dataset.partition + ':' + box.dataset.offset;
         if (window.__bench.seen.has(id)) continue;
         window.__bench.seen.add(id);
-        window.__bench.latencies.push([Number(box.dataset.ts), now - Number(box.dataset.ts)]);
+        window.__bench.latencies.push([Number(box.dataset.ts), now - Number(box.dataset.ts), id]);
       }
     }
   }
@@ -78,6 +79,7 @@ class RunResult:
     latencies_ms: list[float]
     final_second_ms: list[float]
     kafka_ms: list[float]
+    added_ms: list[float]  # per record: box in the DOM minus the plain consumer's receipt
     catch_up_s: float | None
     server_cpu: float
     server_rss_mib: float
@@ -113,10 +115,10 @@ def measure(server: Server, bootstrap: str) -> list[Figure]:
 
 
 def warm_up(page, bootstrap: str, topic: str) -> None:
-    """A few records first, so connections and caches are not what the first run measures."""
+    """Records for a few seconds first, so that connections, caches and the brokers' freshly
+    started JVMs are not what the first run measures."""
     producer = order_producer(bootstrap, linger_ms=0)
-    for _ in range(8):
-        produce_order(producer, topic, None)
+    paced_produce(producer, topic, WARM_UP_RATE, WARM_UP_SECONDS, [])
     producer.flush(30)
     wait_until_current(page, bootstrap, topic)
     page.evaluate("() => { window.__bench.latencies = []; }")
@@ -140,17 +142,19 @@ def one_run(page, server: Server, reader: KafkaReader, rate: int, seconds: float
     browser_cpu = sum(_cpu(process) for process in chromium)
 
     current = wait_until_current(page, bootstrap, topic)
-    rows = page.evaluate("() => window.__bench.latencies")  # [CreateTime, latency] per new box
-    last_box_ms = max((ts + latency for ts, latency in rows), default=last_produced_ms)
+    rows = page.evaluate("() => window.__bench.latencies")  # [CreateTime, latency, "p:offset"] per new box
+    last_box_ms = max((ts + latency for ts, latency, _ in rows), default=last_produced_ms)
+    received = reader.received_ms()
     window_s = max(0.001, (last_box_ms - started_ms) / 1000)
     return RunResult(
         rate=rate,
         seconds=(last_produced_ms - started_ms) / 1000,
         produced=produced,
         failed=len(failures),
-        latencies_ms=[latency for _, latency in rows],
-        final_second_ms=[latency for ts, latency in rows if ts >= last_produced_ms - 1000],
+        latencies_ms=[latency for _, latency, _ in rows],
+        final_second_ms=[latency for ts, latency, _ in rows if ts >= last_produced_ms - 1000],
         kafka_ms=reader.latencies_between(started_ms, last_produced_ms),
+        added_ms=[ts + latency - received[box] for ts, latency, box in rows if box in received],
         # Production stopped at the last produce(); the page is current once its last box is in.
         catch_up_s=(last_box_ms - last_produced_ms) / 1000 if current else None,
         server_cpu=server_cpu,
@@ -186,6 +190,7 @@ class KafkaReader:
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.bootstrap, self.topic = bootstrap, topic
         self._rows: list[tuple[int, float]] = []
+        self._received: dict[str, float] = {}  # "partition:offset" → when this reader got it (ms)
         self._stop = threading.Event()
         self._consumer = Consumer(
             {"bootstrap.servers": bootstrap, "group.id": "bench-lab-reader", "fetch.wait.max.ms": 20}
@@ -200,8 +205,12 @@ class KafkaReader:
             # poll() hands over each record as it arrives; consume() may wait out its timeout.
             message = self._consumer.poll(0.05)
             if message is not None and message.error() is None:
-                created = message.timestamp()[1]
-                self._rows.append((created, time.time() * 1000 - created))
+                now, created = time.time() * 1000, message.timestamp()[1]
+                self._rows.append((created, now - created))
+                self._received[f"{message.partition()}:{message.offset()}"] = now
+
+    def received_ms(self) -> dict[str, float]:
+        return dict(self._received)
 
     def latencies_between(self, first_ms: float, last_ms: float) -> list[float]:
         return [latency for created, latency in list(self._rows) if first_ms <= created <= last_ms]
@@ -332,7 +341,7 @@ def figures_for(r: RunResult) -> list[Figure]:
         ),
         Figure(f"{label}: latency p50", percentile(r.latencies_ms, 50), "ms", "CreateTime → box in the DOM", digits=0),
         Figure(f"{label}: latency p95", percentile(r.latencies_ms, 95), "ms", digits=0),
-        Figure(f"{label}: latency p99", p99, "ms", _p99_note(r.rate, p99), digits=0),
+        Figure(f"{label}: latency p99", p99, "ms", _p99_note(r.rate, p99, percentile(r.kafka_ms, 99)), digits=0),
         Figure(f"{label}: latency max", max(r.latencies_ms, default=float("nan")), "ms", digits=0),
         Figure(
             f"{label}: latency p99, final second",
@@ -348,6 +357,13 @@ def figures_for(r: RunResult) -> list[Figure]:
             f"p99 {percentile(r.kafka_ms, 99):.0f} ms: CreateTime → a plain consumer in the bench",
             digits=0,
         ),
+        Figure(
+            f"{label}: added by kafkalab p50 / p99",
+            percentile(r.added_ms, 50),
+            "ms",
+            f"p99 {percentile(r.added_ms, 99):.0f} ms: box in the DOM − the plain consumer's receipt, per record",
+            digits=0,
+        ),
         Figure(f"{label}: caught up after stop", _ms(r.catch_up_s), "ms", _catch_up_note(r.catch_up_s), digits=0),
         Figure(f"{label}: server CPU", r.server_cpu, "%", "daphne, of one core, while producing", digits=0),
         Figure(f"{label}: server RSS", r.server_rss_mib, "MiB", digits=0),
@@ -359,11 +375,13 @@ def figures_for(r: RunResult) -> list[Figure]:
     return figures
 
 
-def _p99_note(rate: int, p99: float) -> str:
+def _p99_note(rate: int, p99: float, kafka_p99: float) -> str:
     if rate > 20:
         return ""
     verdict = "met" if p99 <= LATENCY_TARGET_MS else "NOT met"
-    return f"target ≤ {LATENCY_TARGET_MS} ms: {verdict}"
+    # The target is for a quiet machine: when Kafka alone is slower than it, the run can't tell.
+    quiet = "" if kafka_p99 <= LATENCY_TARGET_MS else f" (not a quiet machine: Kafka alone p99 {kafka_p99:.0f} ms)"
+    return f"target ≤ {LATENCY_TARGET_MS} ms: {verdict}{quiet}"
 
 
 def _trend_note(final_p99: float, run_p99: float) -> str:

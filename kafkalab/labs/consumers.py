@@ -1,22 +1,28 @@
 """Websocket: one lab's live view, rendered for its viewer.
 
 The owner's session gets the controls; a holder of the share link (`?share=<token>`) watches
-read-only. Nobody else connects: 4404 for an unknown lab, 4403 for someone else's. Viewers never
-send anything: an observer that tries is disconnected with 4403.
+read-only. Nobody else connects: 4404 for an unknown lab, 4403 for someone else's.
+
+The page sends one thing back: DRAWN, once it has drawn a push of records. The next records push
+waits for it, so a busy lab never queues pushes faster than the browser draws them (a slow
+laptop sees fewer, fuller pushes) and the page is never behind by more than one. Anything else
+from an observer is refused: it is disconnected with 4403.
 """
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from kafkalab.labs import live_view
 from kafkalab.labs.access import Role, lab_viewer_role
-from kafkalab.labs.live_view import Viewer, ViewerPage
+from kafkalab.labs.live_view import RecordsBacklog, Viewer, ViewerPage
 from kafkalab.runner.protocol import (
     LabClosed,
     LabModel,
@@ -32,12 +38,19 @@ from kafkalab.runner.protocol import (
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_GONE = 4410
+DRAWN = "drawn"
+# A page that never says DRAWN (no JavaScript, a test client) still gets records this often.
+DRAW_TIMEOUT = 1.0
 
 
 class LabConsumer(AsyncWebsocketConsumer):
     viewer: Viewer | None = None
     closed = False
     page: ViewerPage | None = None
+    backlog: RecordsBacklog | None = None
+    # Counts records pushes; while `drawing` equals it, the browser has not said it drew the last.
+    pushes = 0
+    drawing: int | None = None
 
     async def connect(self) -> None:
         lab_id = int(self.scope["url_route"]["kwargs"]["lab_id"])
@@ -52,6 +65,7 @@ class LabConsumer(AsyncWebsocketConsumer):
             return
         self.viewer = Viewer(lab_id=lab_id, role=role, share_token=share_token)
         self.page = ViewerPage(self.viewer)
+        self.backlog = RecordsBacklog(settings.LAB_LANE_WINDOW)
         await self.accept()
         await runner_send(LabWatch(lab_id=lab_id, reply_channel=self.channel_name), layer=self.channel_layer)
 
@@ -73,22 +87,50 @@ class LabConsumer(AsyncWebsocketConsumer):
         await super().dispatch(message)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
-        if self.viewer is not None and not self.viewer.can_act:
+        if text_data == DRAWN and self.viewer is not None:
+            self.drawing = None
+            await self._push_backlog()
+        elif self.viewer is not None and not self.viewer.can_act:
             await self.close(code=CLOSE_FORBIDDEN)
 
     # Updates from the runner (kafkalab.runner.protocol) ------------------------------------------
 
     async def lab_model(self, event: dict) -> None:
+        self.backlog.clear()  # the whole lab, records included
         await self.send(text_data=self.page.model(LabModel.parse(event).model))
 
     async def lab_records(self, event: dict) -> None:
         update = LabRecords.parse(event)
-        await self.send(text_data=self.page.records(appends=update.appends, lanes=update.lanes))
+        self.backlog.add(appends=update.appends, lanes=update.lanes)
+        if self.drawing is None:
+            await self._push_backlog()
+
+    async def lab_draw_timeout(self, event: dict) -> None:
+        if self.drawing == event["push"]:
+            self.drawing = None
+            await self._push_backlog()
 
     async def lab_panels(self, event: dict) -> None:
+        # The panels carry the lanes' offsets too, newer than any the backlog holds.
+        self.backlog.lanes = None
         # Another viewer's change, or a change this page already shows, may leave nothing to send.
         if html := self.page.panels(LabPanels.parse(event).panels):
             await self.send(text_data=html)
+
+    async def _push_backlog(self) -> None:
+        taken = self.backlog.take()
+        if taken is None:
+            return
+        appends, lanes = taken
+        await self.send(text_data=self.page.records(appends=appends, lanes=lanes))
+        self.pushes += 1
+        self.drawing = self.pushes
+        asyncio.get_running_loop().call_later(DRAW_TIMEOUT, self._draw_timed_out, self.pushes)
+
+    def _draw_timed_out(self, push: int) -> None:
+        # Through the channel, so that it is handled in turn with the updates, never beside one.
+        timeout = {"type": "lab.draw_timeout", "push": push}
+        asyncio.ensure_future(self.channel_layer.send(self.channel_name, timeout))
 
     async def lab_closed(self, event: dict) -> None:
         closed = LabClosed.parse(event)

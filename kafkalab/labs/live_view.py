@@ -9,12 +9,16 @@ page's own request; nothing here renders a token.)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from kafkalab.labs.access import Role
+
+ANIMATED_BOXES = 3  # per lane and push
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,13 @@ class Viewer:
     def query(self) -> str:
         """What an observer's links carry so that reads know them (their session owns nothing)."""
         return "" if self.can_act or not self.share_token else "?" + urlencode({"share": self.share_token})
+
+    @cached_property
+    def events_url(self) -> str:
+        """The lab's event URLs up to the partition: `{events_url}{partition}/{offset}/`. A busy
+        lane renders a hundred boxes a push, and reversing each box's URL cost more than the rest."""
+        url = reverse("labs:event", args=(self.lab_id, 0, 0))
+        return url.removesuffix("0/0/")
 
 
 def _context(viewer: Viewer, **data: object) -> dict:
@@ -63,7 +74,10 @@ class ViewerPage:
 
     def records(self, *, appends: list[dict], lanes: list[dict]) -> str:
         """New boxes appended to their lanes (none this page already has), and changed offsets."""
-        appends = unseen(appends, self.newest)
+        # A few boxes land with a short animation; more than that at once simply appear.
+        appends = [
+            {**append, "quiet": len(append["records"]) > ANIMATED_BOXES} for append in unseen(appends, self.newest)
+        ]
         return render_to_string(
             "labs/panels/lane_appends.html", _context(self.viewer, appends=appends, lanes=self._changed_lanes(lanes))
         )
@@ -94,6 +108,35 @@ class ViewerPage:
                 self.shown[f"lane-{lane['partition']}"] = meta
                 changed.append(meta)
         return changed
+
+
+class RecordsBacklog:
+    """Records that came while the browser was still drawing the last push: they go out together
+    in the next one, at most `window` per lane (a lane shows no more)."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._records: dict[int, list[dict]] = {}
+        self.lanes: list[dict] | None = None  # the lanes' offsets with the newest of them
+
+    def add(self, *, appends: list[dict], lanes: list[dict]) -> None:
+        for append in appends:
+            records = self._records.setdefault(append["partition"], [])
+            records.extend(append["records"])
+            del records[: -self.window]
+        self.lanes = lanes
+
+    def clear(self) -> None:
+        self._records, self.lanes = {}, None
+
+    def take(self) -> tuple[list[dict], list[dict]] | None:
+        """(appends, lanes) to push, or None when nothing waits."""
+        if not self._records and self.lanes is None:
+            return None
+        appends = [{"partition": p, "records": records} for p, records in sorted(self._records.items())]
+        taken = (appends, self.lanes or [])
+        self.clear()
+        return taken
 
 
 def newest_offsets(lanes: list[dict]) -> dict[int, int]:

@@ -48,6 +48,8 @@ def display_text(raw: bytes | None, *, limit: int) -> str:
     "… (N more bytes)" when there was more."""
     if raw is None:
         return ""
+    if len(raw) <= limit:  # the usual case, and the observer's hot path
+        return raw.decode("utf-8", errors="replace")
     # Not final: a character cut in two at the limit is left out rather than shown as U+FFFD.
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     head = raw[:limit]

@@ -36,6 +36,14 @@
     box.classList.add("is-selected");
   }
 
-  document.addEventListener("htmx:wsAfterMessage", function () { trimLanes(); markProgress(); });
+  // Tell the lab's socket when a push is drawn: the server sends the next records push then, so
+  // pushes never queue up faster than this browser draws them.
+  function sayDrawn(event) {
+    if (!event.target.matches || !event.target.matches("[data-lab-socket]")) return;
+    const socket = event.detail.socketWrapper;
+    requestAnimationFrame(function () { setTimeout(function () { socket.send("drawn"); }, 0); });
+  }
+
+  document.addEventListener("htmx:wsAfterMessage", function (event) { trimLanes(); markProgress(); sayDrawn(event); });
   document.addEventListener("click", markSelected);
 })();

@@ -64,3 +64,31 @@ async def test_records_from_kcat_and_other_clients_reach_the_websocket(kafka_clu
     assert f"Yet it sits in partition {partition}: that is where librdkafka's default partitioner (CRC32" in page
     assert f"a Java producer would have chosen {partition_for(KCAT_KEY.encode(), 4)}" in page
     assert "hello from kcat" in page
+
+
+async def test_the_next_records_push_waits_until_the_page_says_it_drew_the_last(kafka_cluster, learner: Learner):
+    """Flow control: a page is never sent records faster than it draws them. Records that come
+    meanwhile wait and go out together when the page says "drawn" (or after a timeout, for a page
+    that never says it)."""
+    bootstrap = kafka_cluster.bootstrap_servers()
+    async with lab_socket_open(learner.lab_id, session_id=learner.session_id) as socket:
+        await receive_until(socket, lambda fragment: 'data-lane="3"' in fragment, "the topic's four lanes")
+
+        await asyncio.to_thread(python_produce, bootstrap, learner.topic, key="first", value=b"{}")
+        await receive_until(socket, has_box("first"), "the first record")
+        for key in ("second", "third"):
+            await asyncio.to_thread(python_produce, bootstrap, learner.topic, key=key, value=b"{}")
+        # The runner has them within milliseconds; this page has not said it drew "first".
+        await asyncio.sleep(0.5)
+        held = []
+        while not await socket.receive_nothing(timeout=0.05):
+            held.append(await socket.receive_from())
+        assert not any(has_box(key)(fragment) for fragment in held for key in ("second", "third")), held
+
+        await socket.send_to(text_data="drawn")
+        together = await receive_until(socket, has_box("second"), "the records that waited")
+        assert has_box("third")(together), "both in the one push"
+
+        # A page that never says "drawn" still gets its records, a little later.
+        await asyncio.to_thread(python_produce, bootstrap, learner.topic, key="fourth", value=b"{}")
+        await receive_until(socket, has_box("fourth"), "a record, after the timeout")

@@ -303,6 +303,17 @@ async def test_an_observer_that_sends_anything_is_disconnected(learner: Learner)
         await receive_until(owner, has_box("after-hello"), "the order: the owner's socket stays open")
 
 
+async def test_an_observer_may_say_it_drew_a_push(learner: Learner):
+    """ "drawn" paces the pushes (kafkalab.labs.consumers); it acts on nothing, so observers send it too."""
+    token = await share(learner)
+    async with lab_socket_open(learner.lab_id, session_id=None, share=token) as observer:
+        await receive_until(observer, lambda f: LANES in f, "the observer's lanes")
+        await observer.send_to(text_data="drawn")
+        created = await sync_to_async(learner.post)("orders/", order_form_data(order_id="after-drawn"))
+        assert created.status_code == 200, text(created)
+        await receive_until(observer, has_box("after-drawn"), "the order: the observer's socket stays open")
+
+
 async def test_bad_tokens_open_nothing(learner: Learner, open_lab):
     token = await share(learner)
     other = Client()

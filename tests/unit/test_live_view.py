@@ -68,3 +68,32 @@ def test_a_push_renders_only_what_changed_for_this_page():
     assert again == "", "nothing changed: nothing to send"
     assert 'id="lane-0-meta"' in moved and 'data-committed="5"' in moved
     assert 'id="outbox"' not in moved and 'id="group-live"' not in moved
+
+
+def test_records_that_wait_for_the_browser_go_out_together_at_most_a_window_per_lane():
+    backlog = live_view.RecordsBacklog(window=3)
+    assert backlog.take() is None, "nothing waits"
+
+    backlog.add(
+        appends=[{"partition": 0, "records": [record(0, o) for o in range(2)]}], lanes=[{"partition": 0, "v": 1}]
+    )
+    backlog.add(
+        appends=[
+            {"partition": 0, "records": [record(0, o) for o in range(2, 5)]},
+            {"partition": 1, "records": [record(1, 0)]},
+        ],
+        lanes=[{"partition": 0, "v": 2}],
+    )
+
+    appends, lanes = backlog.take()
+    assert [[r["offset"] for r in a["records"]] for a in appends] == [[2, 3, 4], [0]], "the newest three of P0"
+    assert lanes == [{"partition": 0, "v": 2}], "the newest offsets"
+    assert backlog.take() is None, "taken once"
+
+
+def test_a_box_links_to_its_record_for_the_owner_and_for_an_observer():
+    from django.urls import reverse
+
+    for viewer in (Viewer(lab_id=7, role=Role.OWNER), Viewer(lab_id=7, role=Role.OBSERVER, share_token="tok")):
+        html = live_view.ViewerPage(viewer).records(appends=[{"partition": 2, "records": [record(2, 9)]}], lanes=[])
+        assert f'href="{reverse("labs:event", args=(7, 2, 9))}{viewer.query}"' in html

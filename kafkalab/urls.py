@@ -3,6 +3,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("kafkalab.labs.urls")),
+    path("", include("lessons.urls")),
     path("cluster/", include("kafkalab.cluster.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from kafkalab.kafka.errors import KafkaRefused, KafkaUnavailable
@@ -51,18 +52,26 @@ class ProbeHub:
         self._params = {"client": client, "interval": interval, "parent_pid": os.getpid()}
         self._lock = threading.Lock()
         self._labs: dict[str, str] = {}  # group id → topic
+        # Watchers per group: after a reset, a lab's new observer watches before the old one has
+        # unwatched, and the old one's unwatch must not end the new one's watch.
+        self._watchers: Counter[str] = Counter()
         self._latest: dict[str, GroupSnapshot] = {}
         self._process: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
 
     def watch(self, *, group_id: str, topic: str) -> None:
         with self._lock:
+            self._watchers[group_id] += 1
             self._labs[group_id] = topic
             self._ensure_running()
             self._send_labs()
 
     def unwatch(self, group_id: str) -> None:
         with self._lock:
+            self._watchers[group_id] -= 1
+            if self._watchers[group_id] > 0:
+                return
+            del self._watchers[group_id]
             self._labs.pop(group_id, None)
             self._latest.pop(group_id, None)
             if self._process is not None:

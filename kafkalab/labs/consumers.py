@@ -25,6 +25,7 @@ from kafkalab.labs.access import Role, lab_viewer_role
 from kafkalab.labs.live_view import RecordsBacklog, Viewer, ViewerPage
 from kafkalab.runner.protocol import (
     LabClosed,
+    LabLesson,
     LabModel,
     LabPanels,
     LabRecords,
@@ -131,6 +132,11 @@ class LabConsumer(AsyncWebsocketConsumer):
         # Through the channel, so that it is handled in turn with the updates, never beside one.
         timeout = {"type": "lab.draw_timeout", "push": push}
         asyncio.ensure_future(self.channel_layer.send(self.channel_name, timeout))
+
+    async def lab_lesson(self, event: dict) -> None:
+        LabLesson.parse(event)
+        if html := await database_sync_to_async(live_view.lesson_html)(self.viewer):
+            await self.send(text_data=html)
 
     async def lab_closed(self, event: dict) -> None:
         closed = LabClosed.parse(event)

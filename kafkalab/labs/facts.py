@@ -20,6 +20,11 @@ def lag(*, log_end: int | None, committed: int | None) -> int | None:
     return max(0, log_end - committed)
 
 
+def peak_lag(lags: Iterable[int]) -> int | None:
+    """The highest lag in a stretch of time; unknown when nothing was known of it."""
+    return max(lags, default=None)
+
+
 def is_duplicate(times_emailed: int) -> bool:
     """An email for a record that had already been emailed."""
     return times_emailed > 1

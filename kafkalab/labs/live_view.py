@@ -156,5 +156,17 @@ def unseen(appends: list[dict], shown: dict[int, int]) -> list[dict]:
     return fresh
 
 
+def lesson_html(viewer: Viewer) -> str:
+    """The lab's lesson panel as this viewer sees it (read from the stored progress)."""
+    from kafkalab.labs.models import Lab
+    from lessons.selectors import lesson_for_page
+
+    lab = Lab.objects.filter(pk=viewer.lab_id).first()
+    if lab is None:
+        return ""
+    context = {"lab": lab, "lesson": lesson_for_page(lab=lab), "can_act": viewer.can_act, "oob": True}
+    return render_to_string("lessons/panel.html", context)
+
+
 def closed_html(reason: str) -> str:
     return render_to_string("labs/panels/closed.html", {"reason": reason})

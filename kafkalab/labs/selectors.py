@@ -28,12 +28,15 @@ async def lab_model(*, lab_id: int) -> dict:
 
 
 def lab_state(model: dict) -> dict:
-    """state.json: the model without the lanes' records, plus where the cluster is."""
+    """state.json: the model without the lanes' records, plus where the cluster is and the
+    group's lag over the last minutes, per partition."""
+    lag_history = {str(lane["partition"]): lane["lag_history"] for lane in model["lanes"] if "lag_history" in lane}
     return {
         "lab": model["lab"],
         "cluster": {"bootstrap_servers": bootstrap_servers()},
         "topics": model["topics"],
-        "groups": model["groups"],
+        # The lab has one group, and the lanes' committed offsets are its.
+        "groups": [{**group, "lag_history": lag_history} for group in model["groups"]],
         "consumers": model["consumers"],
         "rebalances": model["rebalances"],
         "outbox": {key: value for key, value in model["outbox"].items() if key != "recent"},

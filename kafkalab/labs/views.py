@@ -38,6 +38,8 @@ from kafkalab.labs.services import consumers as consumer_services
 from kafkalab.labs.services import labs as lab_services
 from kafkalab.labs.services import orders as order_services
 from kafkalab.labs.services import topics as topic_services
+from lessons import selectors as lesson_selectors
+from lessons.content import Lesson
 
 # htmx swaps these statuses too (see the htmx-config meta tag in base.html).
 UNPROCESSABLE = 422
@@ -81,7 +83,14 @@ def lab_start(request: HttpRequest) -> HttpResponse:
 @require_GET
 def lab_detail(request: HttpRequest, lab_id: int) -> HttpResponse:
     lab = lab_for_owner(request.session, lab_id)  # a GET: looking is not using
-    return render(request, "labs/lab.html", _page_context(request, lab, Viewer(lab_id=lab.pk, role=Role.OWNER)))
+    return lab_page(request, lab)
+
+
+def lab_page(request: HttpRequest, lab: Lab, *, lesson: Lesson | None = None) -> HttpResponse:
+    """The lab for its owner, with a lesson beside it: `lesson`, else the lab's current one."""
+    context = _page_context(request, lab, Viewer(lab_id=lab.pk, role=Role.OWNER))
+    context["lesson"] = lesson_selectors.lesson_for_page(lab=lab, lesson=lesson)
+    return render(request, "labs/lab.html", context)
 
 
 @require_GET
@@ -89,7 +98,8 @@ def lab_shared(request: HttpRequest, token: str) -> HttpResponse:
     """The lab, live and read-only, for whoever holds its share link."""
     lab = lab_for_share(token)
     viewer = Viewer(lab_id=lab.pk, role=Role.OBSERVER, share_token=token)
-    return render(request, "labs/lab.html", {"lab": lab, "viewer": viewer, "lane_window": settings.LAB_LANE_WINDOW})
+    context = {"lab": lab, "viewer": viewer, "lane_window": settings.LAB_LANE_WINDOW}
+    return render(request, "labs/lab.html", {**context, "lesson": lesson_selectors.lesson_for_page(lab=lab)})
 
 
 @require_GET

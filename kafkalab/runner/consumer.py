@@ -27,6 +27,7 @@ from kafkalab.runner.lab_observer import LabObserver
 from kafkalab.runner.live import LabLive, RebalanceLive
 from kafkalab.runner.protocol import LabClosed, LabModel
 from kafkalab.runner.supervisor import Supervisor
+from lessons.tracker import LessonTracker
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class LabSession:
         self.lab_id = lab_id
         self.live = LabLive(lab_id)
         self.supervisor = Supervisor(lab_id=lab_id, live=self.live, on_change=self.changed)
+        self.lessons = LessonTracker(lab_id)
         self.observer: LabObserver | None = None
         self.viewers = 0
         self.idle_stop: asyncio.TimerHandle | None = None
@@ -76,6 +78,7 @@ class Runner:
         if session is None:
             session = LabSession(lab_id)
             await _load_history(session)
+            await session.lessons.load(layer=self.layer)
             # Another command may have made it while this one waited for the database.
             session = self.labs.setdefault(lab_id, session)
         return session
@@ -89,6 +92,7 @@ class Runner:
                 topic=lab.orders_topic,
                 group_id=lab.group_id,
                 live=session.live,
+                lessons=session.lessons,
                 loop=asyncio.get_running_loop(),
                 layer=self.layer,
             )
@@ -258,6 +262,7 @@ class LabRunner(AsyncConsumer):
         command = protocol.LabReset.parse(message)
         session = await self.runner.session(command.lab_id)
         session.live.reset()
+        await session.lessons.rearm()
         if session.observer is not None:
             session.observer.stop()
             session.observer = None
@@ -273,6 +278,15 @@ class LabRunner(AsyncConsumer):
         session = await self.runner.session(command.lab_id)
         if session.observer is not None:
             session.observer.request_refresh()
+
+    # Lessons ----------------------------------------------------------------------------------
+
+    async def lesson_changed(self, message: dict) -> None:
+        command = protocol.LessonChanged.parse(message)
+        session = await self.runner.session(command.lab_id)
+        await session.lessons.load(layer=self.channel_layer)
+        if session.observer is not None:
+            session.observer.request_redraw()
 
     # Consumers --------------------------------------------------------------------------------
 

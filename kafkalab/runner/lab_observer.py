@@ -34,8 +34,10 @@ from kafkalab.kafka.tail import TailRecord, TopicTail
 from kafkalab.labs import facts
 from kafkalab.labs.events import decode_key, event_type_of
 from kafkalab.runner import model
+from kafkalab.runner.lag_history import LagHistory
 from kafkalab.runner.live import LabLive
 from kafkalab.runner.protocol import LabModel, LabPanels, LabRecords, Message, lab_publish
+from lessons.tracker import LessonTracker
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,8 @@ class PushBudget:
 
 
 class LaneState:
-    """One partition: its recent records, what the probe last said of it, the group's commit."""
+    """One partition: its recent records, what the probe last said of it, the group's commit and
+    its lag over the last minutes."""
 
     def __init__(self, partition: int, window: int) -> None:
         self.partition = partition
@@ -87,6 +90,7 @@ class LaneState:
         self.state: dict | None = None  # the probe's PartitionState, as a dict
         self.seen_end: int | None = None  # one past the newest offset read
         self.committed: int | None = None
+        self.lag_history = LagHistory()
 
     def add(self, record: dict) -> None:
         self.records.append(record)
@@ -102,12 +106,21 @@ class LaneState:
 
 class LabObserver:
     def __init__(
-        self, *, lab_id: int, topic: str, group_id: str, live: LabLive, loop: asyncio.AbstractEventLoop, layer
+        self,
+        *,
+        lab_id: int,
+        topic: str,
+        group_id: str,
+        live: LabLive,
+        loop: asyncio.AbstractEventLoop,
+        layer,
+        lessons: LessonTracker | None = None,
     ) -> None:
         self.lab_id = lab_id
         self.topic = topic
         self.group_id = group_id
         self.live = live
+        self.lessons = lessons
         self.window = settings.LAB_LANE_WINDOW
         self.ready = threading.Event()
         self._loop = loop
@@ -174,8 +187,8 @@ class LabObserver:
             "outbox": model.outbox_data(self.live, missed),
         }
 
-    def _lane_data(self, *, with_records: bool) -> list[dict]:
-        owners = self.live.owners()
+    def _lane_data(self, *, with_records: bool, with_lag_history: bool = True) -> list[dict]:
+        owners, positions = self.live.owners(), self.live.positions()
         lanes = []
         for partition, lane in sorted(self._lanes.items()):
             data = model.lane_data(
@@ -184,6 +197,8 @@ class LabObserver:
                 log_end=lane.log_end,
                 committed=lane.committed,
                 owner=owners.get(partition),
+                positions=positions.get(partition, []),
+                lag_history=lane.lag_history.as_data() if with_lag_history else None,
             )
             if with_records:
                 data["records"] = list(lane.records)
@@ -350,6 +365,9 @@ class LabObserver:
         if snapshot.committed is not None:
             for partition, lane in self._lanes.items():
                 lane.committed = snapshot.committed.get(partition)
+        now = time.monotonic()
+        for lane in self._lanes.values():
+            lane.lag_history.sample(facts.lag(log_end=lane.log_end, committed=lane.committed), now=now)
 
     # Publishing ---------------------------------------------------------------------------------
 
@@ -360,10 +378,14 @@ class LabObserver:
             for p, records in sorted(fresh.items())
         ]
         with self._lock:
-            lanes = self._lane_data(with_records=False)
+            # The lag charts go out with the panels (at most every PANEL_INTERVAL), never with
+            # records: a lane without "lag_history" renders no chart (panels/lane_meta.html).
+            lanes = self._lane_data(with_records=False, with_lag_history=False)
         self._records_push = self._publish(LabRecords(appends=appends, lanes=lanes), wait=False)
 
     def _publish_panels(self) -> None:
+        if self.lessons is not None and self.lessons.checking:
+            self.lessons.evaluate(self.model(), now=time.time())
         if self._panels_push is not None and not self._panels_push.done():
             self._redraw.set()  # the viewers are still busy with the last ones: next time
             return

@@ -122,6 +122,19 @@ class LabLive:
         with self.lock:
             return {p: c for c in self.consumers.values() if c.live for p in c.assigned}
 
+    def positions(self) -> dict[int, list[tuple[ConsumerLive, int]]]:
+        """Per partition, each live consumer holding it and the next offset it will read there,
+        by its own reports (one consumer, or two for a moment while a rebalance moves it)."""
+        with self.lock:
+            found: dict[int, list[tuple[ConsumerLive, int]]] = {}
+            for consumer in sorted(self.consumers.values(), key=lambda c: c.name):
+                if not consumer.live:
+                    continue
+                for partition in consumer.assigned:
+                    if (position := consumer.positions.get(partition)) is not None:
+                        found.setdefault(partition, []).append((consumer, position))
+            return found
+
     # Rebalances -------------------------------------------------------------------------------
 
     def expect_rebalance(self, trigger: str, *, at: float, starts_now: bool = False) -> None:

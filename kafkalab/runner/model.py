@@ -9,6 +9,7 @@ kafkalab.labs.facts.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,11 +41,19 @@ def partition_data(state: PartitionState) -> dict:
 
 
 def lane_data(
-    *, partition: int, state: dict | None, log_end: int | None, committed: int | None, owner: ConsumerLive | None
+    *,
+    partition: int,
+    state: dict | None,
+    log_end: int | None,
+    committed: int | None,
+    owner: ConsumerLive | None,
+    positions: Sequence[tuple[ConsumerLive, int]] = (),
+    lag_history: dict | None = None,
 ) -> dict:
-    """One partition as a lane shows it (without its records)."""
+    """One partition as a lane shows it (without its records). `positions`: each live consumer
+    reading it and the next offset it will read; `lag_history`: LagHistory.as_data()."""
     state = state or {}
-    return {
+    data = {
         "partition": partition,
         "leader": state.get("leader"),
         "isr": state.get("isr", []),
@@ -56,7 +65,14 @@ def lane_data(
         "owner": owner.name if owner else None,
         "owner_colour": owner.colour if owner else None,
         "position": owner.positions.get(partition) if owner else None,
+        "positions": [
+            {"consumer": consumer.name, "position": position, "colour": consumer.colour}
+            for consumer, position in positions
+        ],
     }
+    if lag_history is not None:
+        data["lag_history"] = lag_history
+    return data
 
 
 def group_data(

@@ -121,6 +121,14 @@ class LabRefresh(Message):
 
 
 @dataclass(frozen=True)
+class LessonChanged(Message):
+    """The lab's lesson was begun or switched: load its current step and check it from now on."""
+
+    type: ClassVar[str] = "lesson.changed"
+    lab_id: int
+
+
+@dataclass(frozen=True)
 class ConsumerStart(Message):
     type: ClassVar[str] = "consumer.start"
     lab_id: int
@@ -152,6 +160,15 @@ class Reply(Message):
 
 
 # --- Updates: runner → a lab's viewers (plain data; each viewer renders its own HTML) -------------
+
+
+@dataclass(frozen=True)
+class LabLesson(Message):
+    """A step of the lab's lesson passed (or became current): viewers redraw the lesson panel."""
+
+    type: ClassVar[str] = "lab.lesson"
+    lesson: str
+    passed: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-// Partition lanes: keep each lane to its window of recent events, and mark the inspected box.
+// Partition lanes: keep each lane to its window of recent events, mark the inspected box, and
+// place the committed-offset and position markers on the log.
 // The server appends new event boxes over the websocket (htmx oob swaps); this trims the oldest
 // so the page stays light at any event rate.
 (function () {
@@ -29,6 +30,71 @@
     });
   }
 
+  // Offsets as a picture: each marker stands at the boundary before the first box at or past its
+  // offset (past the newest box: at the log end), the lag band runs from the committed offset to
+  // the log end, and the markers' names are laid out so that none hides another.
+  const BOX_GAP = 3; // px between boxes, as in app.css
+  const LABEL_GAP = 4;
+
+  function boundary(boxes, offset, area) {
+    for (let i = 0; i < boxes.length; i++) {
+      if (Number(boxes[i].dataset.offset) < offset) continue;
+      const x = boxes[i].getBoundingClientRect().left - BOX_GAP / 2 - area.origin;
+      // Before the boxes this lane shows (scrolled out on the left, or older than its window).
+      const before = x < area.left || (i === 0 && Number(boxes[0].dataset.offset) > offset);
+      return { x: Math.max(x, area.left), before: before };
+    }
+    return { x: area.right + BOX_GAP / 2, before: false };
+  }
+
+  function placeMarks() {
+    const placed = [];
+    document.querySelectorAll(".lane").forEach(function (lane) {
+      const marks = lane.querySelector(".lane-marks");
+      const events = lane.querySelector(".lane-events");
+      if (!marks || !events) return;
+      const origin = marks.getBoundingClientRect().left;
+      const shown = events.getBoundingClientRect();
+      const area = { origin: origin, left: shown.left - origin, right: shown.right - origin, width: marks.clientWidth };
+      const boxes = events.querySelectorAll(".event[data-offset]");
+      const found = [];
+      marks.querySelectorAll("[data-marker]").forEach(function (mark) {
+        found.push({ mark: mark, at: boundary(boxes, Number(mark.dataset.offset), area) });
+      });
+      placed.push({ marks: marks, area: area, found: found });
+    });
+    // Reads above, writes below: one layout for all the lanes.
+    placed.forEach(function (lane) {
+      lane.found.forEach(function (f) {
+        f.mark.style.left = f.at.x + "px";
+        f.mark.classList.toggle("is-before", f.at.before);
+        if (f.mark.dataset.marker !== "committed") return;
+        const band = lane.marks.querySelector(".lag-band");
+        if (!band) return;
+        band.style.left = f.at.x + "px";
+        band.style.width = Math.max(0, lane.area.right - f.at.x) + "px";
+      });
+      lane.marks.classList.add("is-placed");
+    });
+    placed.forEach(function (lane) { placeLabels(lane.found, lane.area.width); });
+  }
+
+  // The committed offset's name goes left of its line, a reader's right of its own (it reads
+  // ahead); then each name moves right just enough not to cover the one before it.
+  function placeLabels(found, width) {
+    const labels = found.map(function (f) {
+      const label = f.mark.querySelector(".mark-label");
+      const w = label.offsetWidth;
+      const wanted = f.mark.dataset.marker === "committed" ? f.at.x - w - LABEL_GAP : f.at.x + LABEL_GAP;
+      return { label: label, x: f.at.x, w: w, left: Math.min(Math.max(wanted, 0), width - w) };
+    });
+    labels.sort(function (a, b) { return a.left - b.left; });
+    for (let i = 1; i < labels.length; i++) {
+      labels[i].left = Math.max(labels[i].left, labels[i - 1].left + labels[i - 1].w + LABEL_GAP);
+    }
+    labels.forEach(function (l) { l.label.style.left = l.left - l.x + "px"; });
+  }
+
   function markSelected(event) {
     const box = event.target.closest && event.target.closest(".event[data-offset]");
     if (!box) return;
@@ -44,6 +110,7 @@
     requestAnimationFrame(function () { setTimeout(function () { socket.send("drawn"); }, 0); });
   }
 
-  document.addEventListener("htmx:wsAfterMessage", function (event) { trimLanes(); markProgress(); sayDrawn(event); });
+  document.addEventListener("htmx:wsAfterMessage", function (event) { trimLanes(); markProgress(); placeMarks(); sayDrawn(event); });
+  window.addEventListener("resize", placeMarks);
   document.addEventListener("click", markSelected);
 })();

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django import template
-from django.template.defaultfilters import truncatechars
+from django.template.defaultfilters import pluralize, truncatechars
 from django.utils.html import format_html
 
 register = template.Library()
@@ -76,3 +76,44 @@ def event_box(context: template.Context, record: dict, *, quiet: bool = False) -
         short_key=short_key(record),
         type_label=type_label(record),
     )
+
+
+# --- A lane's lag chart: the points of LagHistory.as_data(), newest at the right edge ---------
+LAG_CHART_HEIGHT = 20
+LAG_CHART_FLOOR = 10  # the lag drawn full height at least: a lag of 2 is a small bump, not a wall
+
+
+def _lag_chart_width(history: dict) -> float:
+    """One unit per point the chart can hold: the history's whole span."""
+    return history["span_seconds"] / history["seconds_per_point"]
+
+
+@register.filter
+def lag_chart_viewbox(history: dict) -> str:
+    return f"0 0 {_lag_chart_width(history):g} {LAG_CHART_HEIGHT}"
+
+
+@register.filter
+def lag_chart_points(history: dict) -> str:
+    """A polyline closed along the bottom, so it draws both the line and the area under it. A
+    history shorter than the span starts part way in: the time axis stays the same."""
+    points = history["points"]
+    if not points:
+        return ""
+    scale = max(history["peak"] or 0, LAG_CHART_FLOOR)
+    start = _lag_chart_width(history) - len(points) + 0.5  # each point in the middle of its stretch
+    xs = [start + i for i in range(len(points))]
+    # From 1 (the peak) to 19 (no lag): a lag of 0 is a line along the bottom, not nothing.
+    ys = [LAG_CHART_HEIGHT - 1 - lag * (LAG_CHART_HEIGHT - 2) / scale for lag in points]
+    line = " ".join(f"{x:g},{round(y, 1):g}" for x, y in zip(xs, ys, strict=True))
+    return f"{xs[0]:g},{LAG_CHART_HEIGHT} {line} {xs[-1]:g},{LAG_CHART_HEIGHT}"
+
+
+@register.filter
+def span_words(seconds: float, style: str = "") -> str:
+    """180 → "3 minutes" ("3 min" with style "short"); 45 → "45 seconds" ("45 s")."""
+    if seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return f"{minutes} min" if style == "short" else f"{minutes} minute{pluralize(minutes)}"
+    seconds = int(seconds)
+    return f"{seconds} s" if style == "short" else f"{seconds} second{pluralize(seconds)}"

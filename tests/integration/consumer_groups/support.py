@@ -222,6 +222,7 @@ def split_evenly(names: set[str], per_member: int = 2) -> Callable[[dict[str, li
 
 CARD = re.compile(r'data-consumer="([^"]+)" data-partitions="([^"]*)" data-status="([^"]+)"')
 LANE_META = re.compile(r'id="lane-(\d+)-meta" data-committed="(\d*)" data-position="(\d*)"')
+STEP = re.compile(r'data-step="([^"]+)" data-step-status="([^"]+)"')
 OUTBOX = re.compile(r'data-sent="(\d+)".*?data-duplicates="(\d+)".*?data-missed="(\d+)"', re.S)
 
 
@@ -240,6 +241,7 @@ class PageState:
     cards: dict[str, Card] = field(default_factory=dict)
     positions: dict[int, int | None] = field(default_factory=dict)
     outbox: tuple[int, int, int] | None = None  # sent, duplicates, missed
+    steps: dict[str, str] = field(default_factory=dict)  # lesson step → its status
 
     def apply(self, fragment: str) -> None:
         if 'id="group-live"' in fragment:
@@ -252,6 +254,8 @@ class PageState:
                 self.cards[name] = Card(name, [int(p) for p in parts.split(",") if p], status, html)
         for partition, _, position in LANE_META.findall(fragment):
             self.positions[int(partition)] = int(position) if position else None
+        if 'id="lesson-panel"' in fragment:
+            self.steps = dict(STEP.findall(fragment))
         if (outbox := OUTBOX.search(fragment)) is not None:
             self.outbox = tuple(int(n) for n in outbox.groups())
 

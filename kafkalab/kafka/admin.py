@@ -58,6 +58,12 @@ def describe_cluster(admin: AdminClient, *, timeout: float = 3.0) -> ClusterDesc
         result = admin.describe_cluster(request_timeout=timeout).result(timeout=timeout + 1)
     except (KafkaException, TimeoutError) as exc:
         raise KafkaUnavailable(f"Kafka did not describe the cluster: {exc}") from exc
+    except SystemError as exc:
+        # A Ctrl-C that lands inside the C call comes out as a SystemError around it: let it be
+        # the Ctrl-C it is, so that `kafka up` and `serve` stop the brokers they spawned.
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from exc
+        raise
     brokers = sorted(
         (BrokerInfo(node_id=node.id, host=node.host, port=node.port) for node in result.nodes),
         key=lambda broker: broker.node_id,

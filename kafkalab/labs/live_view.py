@@ -68,8 +68,9 @@ class ViewerPage:
                 self.viewer, lanes=model["lanes"], topic=model["lab"]["topic"], lane_window=settings.LAB_LANE_WINDOW
             ),
         )
-        # The lanes just drawn carry their offsets: remember them as shown.
+        # The lanes just drawn carry their offsets and charts: remember them as shown.
         self._changed_lanes(model["lanes"])
+        self._changed_charts(model["lanes"])
         return lanes + self.panels(model)
 
     def records(self, *, appends: list[dict], lanes: list[dict]) -> str:
@@ -94,6 +95,10 @@ class ViewerPage:
             render_to_string("labs/panels/lane_meta.html", _context(self.viewer, lane=lane))
             for lane in self._changed_lanes(panels["lanes"])
         ]
+        html += [
+            render_to_string("labs/panels/lag_chart.html", _context(self.viewer, lane=lane))
+            for lane in self._changed_charts(panels["lanes"])
+        ]
         for part, data in parts.items():
             if self.shown.get(part) != data:
                 self.shown[part] = data
@@ -101,12 +106,22 @@ class ViewerPage:
         return "".join(html)
 
     def _changed_lanes(self, lanes: list[dict]) -> list[dict]:
+        """Lanes whose offsets, owner or markers changed (their records and chart go apart)."""
         changed = []
         for lane in lanes:
-            meta = {key: value for key, value in lane.items() if key != "records"}
+            meta = {key: value for key, value in lane.items() if key not in ("records", "lag_history")}
             if self.shown.get(f"lane-{lane['partition']}") != meta:
                 self.shown[f"lane-{lane['partition']}"] = meta
                 changed.append(meta)
+        return changed
+
+    def _changed_charts(self, lanes: list[dict]) -> list[dict]:
+        """Lanes whose lag history changed: it gains a point a second at most."""
+        changed = []
+        for lane in lanes:
+            if "lag_history" in lane and self.shown.get(f"lag-{lane['partition']}") != lane["lag_history"]:
+                self.shown[f"lag-{lane['partition']}"] = lane["lag_history"]
+                changed.append(lane)
         return changed
 
 

@@ -378,8 +378,7 @@ class LabObserver:
             for p, records in sorted(fresh.items())
         ]
         with self._lock:
-            # The lag charts go out with the panels (at most every PANEL_INTERVAL), never with
-            # records: a lane without "lag_history" renders no chart (panels/lane_meta.html).
+            # The lag charts go out with the panels; a records push stays small.
             lanes = self._lane_data(with_records=False, with_lag_history=False)
         self._records_push = self._publish(LabRecords(appends=appends, lanes=lanes), wait=False)
 

@@ -34,7 +34,7 @@ PARTITIONS = 4
 MARKS = re.compile(r'<div class="lane-marks" id="lane-(\d+)-marks".*?</div>', re.S)
 CHART = re.compile(r'<div class="lane-lag" id="lane-(\d+)-lag".*?</div>', re.S)
 COMMITTED = re.compile(r'data-marker="committed" data-offset="(\d+)"')
-POSITION = re.compile(r'data-marker="position" data-consumer="([^"]+)" data-offset="(\d+)"')
+POSITION = re.compile(r'data-marker="position" data-reader="([^"]+)" data-offset="(\d+)"')
 
 
 def keys_for_every_partition(per_partition: int = 2) -> list[str]:

@@ -57,7 +57,7 @@ def test_the_committed_offset_and_each_readers_position_are_markers_with_names()
     marks = element(page().panels({**PANELS, "lanes": [lane()]}), "lane-2-marks")
 
     assert 'data-marker="committed" data-offset="6"' in marks
-    assert 'data-marker="position" data-consumer="c1" data-offset="9"' in marks
+    assert 'data-marker="position" data-reader="c1" data-offset="9"' in marks
     assert "committed<" in marks and ">c1<" in marks, "named, never told by colour alone"
     assert "> reads offset 9 next<" in marks and "> offset 6<" in marks, "and said in words to a screen reader"
     assert 'class="lag-band" data-offset="6"' in marks, "the lag runs from the committed offset"
@@ -115,6 +115,7 @@ def test_records_pushes_leave_the_chart_alone_and_the_next_panels_redraw_it():
     assert 'id="lane-2-meta"' in records and 'id="lane-2-marks"' in records
     assert "data-lag-chart" not in records, "no chart with records"
     assert "now 15, peak 40" in element(panels, "lane-2-lag")
+    assert 'id="lane-2-meta"' not in panels, "the offsets were sent with the records: only the chart goes"
     assert again == "", "an unchanged chart is not sent again"
 
 

@@ -1,19 +1,33 @@
-"""Section `lessons`: what checking lesson steps costs the runner.
+"""Section `lessons`: how soon a step passes on screen, and what checking steps costs the runner.
 
-Each watched lab's current step is checked on every model its observer builds for the panels
-(a few a second). This times the checks, on models the size a busy lab's are (4 lanes of 40
-records, 4 consumers, a full timeline and outbox), for 30 labs: the one check each lab's current
-step runs, and every registered check (the worst any step could be), per model update.
+On screen: in Chromium, on a cluster and daphne of the section's own, from the click that does
+a step to the step showing "passed" in the page (pushed over the websocket): "Write an event"
+(lesson 1, a record) and "One consumer reads everything" (lesson 3, a consumer process joining its
+group: its start and the group's rebalance are in the figure).
+
+CPU: each watched lab's current step is checked on every model its observer builds for the
+panels (a few a second). This times the checks on models the size a busy lab's are (4 lanes of
+40 records, 4 consumers, a full timeline and outbox), for 30 labs.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import time
 
 import django
 
-from bench.report import Figure
+from bench.report import Figure, progress
+from bench.server import lab_stack
+from tests.harness.browser import VIEWPORT, launch_chromium
+from tests.harness.lab_page import open_lab
+
+PORT_BASE = 63892
+BROKERS = 3
+RECORD_SAMPLES = 12
+REBALANCE_SAMPLES = 4
+PASS_TIMEOUT_MS = 60_000
 
 LABS = 30
 ROUNDS = 200
@@ -81,6 +95,64 @@ def busy_model(lab: int) -> dict:
 
 
 def run() -> list[Figure]:
+    return on_screen() + check_cost()
+
+
+def on_screen() -> list[Figure]:
+    from playwright.sync_api import sync_playwright
+
+    with lab_stack("lessons", port_base=PORT_BASE, brokers=BROKERS) as (_, server), sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            record = [
+                step_to_passed(browser, server.url, "the-log", "write-an-event", "Create order")
+                for _ in range(RECORD_SAMPLES)
+            ]
+            progress(f"record step: {len(record)} samples")
+            rebalance = [
+                step_to_passed(browser, server.url, "parallelism", "one-reads-all", "Add consumer")
+                for _ in range(REBALANCE_SAMPLES)
+            ]
+        finally:
+            browser.close()
+    return [
+        *_latency_figures("record step", record, "Create order → “Write an event” passed on screen"),
+        *_latency_figures(
+            "rebalance step",
+            rebalance,
+            "Add consumer → “One consumer reads everything” passed (process start and join included)",
+        ),
+    ]
+
+
+def step_to_passed(browser, base_url: str, lesson: str, step: str, button: str) -> float:
+    """ms from the click that does `step` to the page showing it passed, in a fresh lab."""
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        open_lab(page, base_url)
+        page.goto(f"{base_url}/lessons/{lesson}/")
+        page.get_by_role("button", name="Begin this lesson").click()
+        page.wait_for_selector(f'[data-step="{step}"][data-step-status="current"]')
+        page.wait_for_timeout(1000)  # the step's baseline is taken at the runner's next look
+        started = time.perf_counter()
+        page.get_by_role("button", name=button, exact=True).click()
+        page.wait_for_selector(f'[data-step="{step}"][data-step-status="passed"]', timeout=PASS_TIMEOUT_MS)
+        return (time.perf_counter() - started) * 1000
+    finally:
+        context.close()
+
+
+def _latency_figures(label: str, samples: list[float], note: str) -> list[Figure]:
+    ordered = sorted(samples)
+    p99 = ordered[-1] if len(ordered) < 100 else statistics.quantiles(ordered, n=100)[98]
+    return [
+        Figure(f"{label}: p50", statistics.median(ordered), "ms", note, digits=0),
+        Figure(f"{label}: p99", p99, "ms", f"{len(ordered)} samples (the max when fewer than 100)", digits=0),
+    ]
+
+
+def check_cost() -> list[Figure]:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kafkalab.settings")
     os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only")
     django.setup()

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 PUSHES_PER_SECOND = 25.0
 PUSH_BURST = 3.0
 PANEL_INTERVAL = 0.25  # seconds between panel pushes at most
+LESSON_INTERVAL = 0.1  # seconds between checks of the lesson's current step, while things change
 OFFSETS_INTERVAL = 0.5  # seconds between looks at the group probe's snapshot
 PARTITIONS_CHECK_INTERVAL = 10.0  # seconds between metadata checks nobody asked for
 ANALYSIS_WINDOW = 2000  # records per partition remembered to judge missed emails
@@ -240,12 +241,14 @@ class LabObserver:
     def _loop_until_stopped(self, tail: TopicTail, probe: ProbeHub, started: float) -> None:
         fresh: dict[int, list[dict]] = {}
         budget = PushBudget(rate=PUSHES_PER_SECOND, burst=PUSH_BURST)
-        last_poll = last_panels = 0.0
+        last_poll = last_panels = last_lesson = 0.0
+        lesson_due = False  # something changed that the current lesson step may be waiting for
         # A closed loop means its runner is gone; a quiet lab would otherwise never push and notice.
         while not self._stop.is_set() and not self._loop.is_closed():
             # Records waiting to go out may wait only until their push is due, not for the next record.
             wait = self._push_wait(budget) if fresh else IDLE_WAIT
             for record in self._read(tail, wait):
+                lesson_due = True
                 lane = fresh.setdefault(record["partition"], [])
                 lane.append(record)
                 if len(lane) > 2 * self.window:  # a lane shows `window` records: older ones would go anyway
@@ -260,11 +263,16 @@ class LabObserver:
                     fresh.clear()
                     self._publish(LabModel(model=self.model()))
                 self._redraw.set()
+                lesson_due = True
             if fresh and self._push_wait(budget) == 0:
                 budget.spend(now)
                 self._publish_records(fresh)
                 fresh = {}
                 self._redraw.set()
+            lesson_due = lesson_due or self._redraw.is_set()  # consumers reported something
+            if lesson_due and now - last_lesson >= LESSON_INTERVAL:
+                lesson_due, last_lesson = False, now
+                self._check_lesson()
             if self._redraw.is_set() and now - last_panels >= PANEL_INTERVAL:
                 self._redraw.clear()
                 last_panels = now
@@ -382,9 +390,11 @@ class LabObserver:
             lanes = self._lane_data(with_records=False, with_lag_history=False)
         self._records_push = self._publish(LabRecords(appends=appends, lanes=lanes), wait=False)
 
-    def _publish_panels(self) -> None:
+    def _check_lesson(self) -> None:
         if self.lessons is not None and self.lessons.checking:
             self.lessons.evaluate(self.model(), now=time.time())
+
+    def _publish_panels(self) -> None:
         if self._panels_push is not None and not self._panels_push.done():
             self._redraw.set()  # the viewers are still busy with the last ones: next time
             return

@@ -134,7 +134,6 @@ def step_to_passed(browser, base_url: str, lesson: str, step: str, button: str) 
         page.goto(f"{base_url}/lessons/{lesson}/")
         page.get_by_role("button", name="Begin this lesson").click()
         page.wait_for_selector(f'[data-step="{step}"][data-step-status="current"]')
-        page.wait_for_timeout(1000)  # the step's baseline is taken at the runner's next look
         started = time.perf_counter()
         page.get_by_role("button", name=button, exact=True).click()
         page.wait_for_selector(f'[data-step="{step}"][data-step-status="passed"]', timeout=PASS_TIMEOUT_MS)

@@ -24,12 +24,16 @@ KEYS_REMEMBERED = 500  # keys (and their partitions) a snapshot keeps, for "keys
 # --- what a check sees -----------------------------------------------------------------------
 
 
-def arm(model: dict, *, now: float) -> dict:
-    """What the lab holds as a step becomes current: the baseline its check compares against."""
+def arm(model: dict, *, now: float, since: float | None = None) -> dict:
+    """What the lab holds as a step becomes current: the baseline its check compares against.
+
+    `since` is when the step became current, if that was before `model` was taken (the runner
+    arms a step at its next look): records written since then still count as new."""
     lanes = model.get("lanes", [])
+    since = now if since is None else min(since, now)
     return {
-        "at": now,
-        "log_ends": {str(lane["partition"]): lane.get("log_end") or 0 for lane in lanes},
+        "at": since,
+        "log_ends": {str(lane["partition"]): _log_end_at(lane, since) for lane in lanes},
         "partitions": len(lanes),
         "consumers": {c["name"]: c["status"] for c in model.get("consumers", [])},
         "members": {m["consumer"]: m["partitions"] for m in _group(model).get("members", [])},
@@ -47,6 +51,14 @@ def arm(model: dict, *, now: float) -> dict:
             )[-KEYS_REMEMBERED:]
         ),
     }
+
+
+def _log_end_at(lane: dict, since: float) -> int:
+    """The lane's log end when the step became current: its first record written since then,
+    or its log end now when there is none."""
+    since_ms = since * 1000
+    written_since = [r["offset"] for r in lane.get("records", []) if (r.get("timestamp_ms") or 0) >= since_ms]
+    return min(written_since) if written_since else lane.get("log_end") or 0
 
 
 def _group(model: dict) -> dict:
@@ -360,117 +372,299 @@ def idle_member_takes_over(lab: LabNow, params: dict) -> dict | None:
 def _rebalance_facts(rebalance: dict) -> dict:
     changes = "; ".join(
         f"{c['consumer']} "
-        + ", ".join(
-            f"{kind} {', '.join(f'P{p}' for p in c[kind])}" for kind in ("lost", "revoked", "assigned") if c.get(kind)
-        )
+        + ", ".join(f"{kind} {_partitions(c[kind])}" for kind in ("lost", "revoked", "assigned") if c.get(kind))
         for c in rebalance.get("changes", [])
+        if any(c.get(kind) for kind in ("lost", "revoked", "assigned"))
+    )
+    gained = "; ".join(
+        f"{c['consumer']} gained {_partitions(new)}"
+        for c in rebalance.get("changes", [])
+        if (new := sorted(set(c.get("assigned", [])) - set(c.get("revoked", []))))
     )
     return {
         "seconds": f"{(rebalance.get('duration_ms') or 0) / 1000:.1f}",
         "changes": changes or "no change",
+        "gained": gained or "nobody gained a partition",
         "trigger": rebalance.get("trigger", ""),
     }
 
 
-REBALANCE_FACTS = {"consumer", "seconds", "changes", "trigger"}
+def _partitions(partitions: list[int]) -> str:
+    return ", ".join(f"P{p}" for p in sorted(partitions))
+
+
+def _caused_by(rebalance: dict, name: str) -> bool:
+    """The supervisor names the consumer first in its trigger ("c2 stopped and left the group",
+    "c3 was killed; …"): c1 must not match c12's rebalance."""
+    return rebalance.get("trigger", "").startswith(f"{name} ")
+
+
+REBALANCE_FACTS = {"consumer", "seconds", "changes", "gained", "trigger"}
 
 
 @check("rebalance_after_stop", facts=REBALANCE_FACTS)
 def rebalance_after_stop(lab: LabNow, params: dict) -> dict | None:
+    """A consumer stopped (gracefully) since the step began, and the rebalance it caused is over."""
     stopped = lab.newly("stopped")
-    done = [r for r in lab.new_rebalances() if any(name in r.get("trigger", "") for name in stopped)]
-    return {"consumer": stopped[0], **_rebalance_facts(done[-1])} if stopped and done else None
+    for rebalance in lab.new_rebalances():  # newest first
+        name = next((name for name in stopped if _caused_by(rebalance, name)), None)
+        if name is not None:
+            return {"consumer": name, **_rebalance_facts(rebalance)}
+    return None
 
 
 @check("rebalance_after_kill", facts=REBALANCE_FACTS | {"session_timeout_s", "orphaned"})
 def rebalance_after_kill(lab: LabNow, params: dict) -> dict | None:
-    """A consumer was killed and the group has since rebalanced its partitions to the others."""
+    """A consumer was killed and the group has since rebalanced its partitions to the others.
+    The rebalance's clock starts at the kill, so its seconds include the session timeout."""
     for name in lab.newly("killed"):
-        done = [r for r in lab.new_rebalances() if name in r.get("trigger", "")]
-        if done:
-            consumer = next(c for c in lab.model["consumers"] if c["name"] == name)
-            timeout_ms = consumer.get("config", {}).get("session_timeout_ms") or 0
-            orphaned = lab.armed.get("members", {}).get(name, [])
-            return {
-                "consumer": name,
-                **_rebalance_facts(done[-1]),
-                "session_timeout_s": f"{timeout_ms / 1000:g}",
-                "orphaned": ", ".join(f"P{p}" for p in orphaned) or "none",
-            }
-    return None
-
-
-@check("incremental_rebalance", facts=REBALANCE_FACTS | {"kept"}, assignor="cooperative-sticky")
-def incremental_rebalance(lab: LabNow, params: dict) -> dict | None:
-    """A rebalance since, in a group using `assignor`, where a member kept its partitions
-    throughout (nothing revoked from it, unlike an eager rebalance)."""
-    if lab.group().get("assignor") != params["assignor"]:
-        return None
-    for rebalance in reversed(lab.new_rebalances()):
-        changed = {c["consumer"] for c in rebalance.get("changes", []) if c.get("revoked") or c.get("lost")}
-        kept = sorted(name for name, partitions in _assignment(lab).items() if partitions and name not in changed)
-        if kept and rebalance.get("changes"):
-            return {"consumer": kept[0], "kept": kept[0], **_rebalance_facts(rebalance)}
-    return None
-
-
-@check("group_protocol", facts={"protocol", "members", "assignment"}, protocol="consumer")
-def group_protocol(lab: LabNow, params: dict) -> dict | None:
-    group = lab.group()
-    if (group.get("protocol") or "").lower() != params["protocol"] or not lab.members():
-        return None
-    return {"protocol": group["protocol"], "members": len(lab.members()), "assignment": _describe(_assignment(lab))}
-
-
-# --- the outbox ------------------------------------------------------------------------------
-
-
-@check("emails_sent", facts={"count", "consumers"}, count=5)
-def emails_sent(lab: LabNow, params: dict) -> dict | None:
-    sent = lab.outbox().get("sent", 0) - lab.armed.get("emails", 0)
-    if sent < params["count"]:
-        return None
-    names = sorted({e["consumer"] for e in lab.outbox().get("recent", [])})
-    return {"count": sent, "consumers": ", ".join(names)}
-
-
-@check("duplicate_email", facts={"order_id", "partition", "offset", "consumers", "commit_mode"}, commit_mode="")
-def duplicate_email(lab: LabNow, params: dict) -> dict | None:
-    """An order emailed twice since the step began (by consumers with `commit_mode`, if given)."""
-    if lab.outbox().get("duplicates", 0) <= lab.armed.get("duplicates", 0):
-        return None
-    modes = {c["name"]: c.get("config", {}).get("commit_mode") for c in lab.consumers(live=False)}
-    for email in reversed(lab.outbox().get("recent", [])):
-        if not email.get("duplicate"):
+        done = [r for r in lab.new_rebalances() if _caused_by(r, name)]
+        if not done:
             continue
-        if params["commit_mode"] and modes.get(email["consumer"]) != params["commit_mode"]:
-            continue
-        senders = sorted(
-            {
-                e["consumer"]
-                for e in lab.outbox()["recent"]
-                if (e["partition"], e["offset"]) == (email["partition"], email["offset"])
-            }
+        rebalance = done[0]
+        facts = _rebalance_facts(rebalance)
+        consumer = next(c for c in lab.model["consumers"] if c["name"] == name)
+        config = consumer.get("config", {})
+        # Under KIP-848 the broker sets the session timeout; the consumer's own value is not used.
+        classic = config.get("group_protocol", "classic") == "classic"
+        timeout_ms = config.get("session_timeout_ms") or 0
+        orphaned = _held_before(lab, name, rebalance) or sorted(
+            {p for c in rebalance.get("changes", []) for p in set(c.get("assigned", [])) - set(c.get("revoked", []))}
         )
         return {
-            "order_id": email.get("order_id") or "—",
-            "partition": email["partition"],
-            "offset": email["offset"],
-            "consumers": " and ".join(senders),
-            "commit_mode": modes.get(email["consumer"]) or "",
+            "consumer": name,
+            **facts,
+            "session_timeout_s": f"{timeout_ms / 1000:g}" if classic else "the broker's",
+            "orphaned": _partitions(orphaned) or "none",
         }
     return None
 
 
-@check("missed_email", facts={"partition", "offset", "key", "missed"})
-def missed_email(lab: LabNow, params: dict) -> dict | None:
-    outbox = lab.outbox()
-    if outbox.get("missed", 0) <= lab.armed.get("missed", 0) or not outbox.get("missed_records"):
+def _held_before(lab: LabNow, name: str, rebalance: dict) -> list[int]:
+    """What `name` held just before `rebalance`: its partitions when the step began, then each
+    rebalance since (oldest first), revocations before assignments as an eager member does them."""
+    held = set(lab.armed.get("members", {}).get(name, []))
+    for earlier in reversed(lab.new_rebalances()):
+        if earlier is rebalance:
+            break
+        for change in earlier.get("changes", []):
+            if change["consumer"] == name:
+                held -= set(change.get("revoked", [])) | set(change.get("lost", []))
+                held |= set(change.get("assigned", []))
+    return sorted(held)
+
+
+@check("incremental_rebalance", facts=REBALANCE_FACTS | {"kept"}, assignor="cooperative-sticky")
+def incremental_rebalance(lab: LabNow, params: dict) -> dict | None:
+    """The group's newest rebalance (begun since the step, now over), in a group using `assignor`,
+    moved partitions while a member kept some it already held: nothing revoked from it and nothing
+    handed back. An eager assignor (range, roundrobin) revokes every member's partitions and
+    assigns them all afresh, so no member keeps any through it."""
+    if lab.group().get("assignor") != params["assignor"] or not _settled(lab):
         return None
-    missed = outbox["missed_records"][0]
+    rebalance = _newest_rebalance(lab)
+    if rebalance is None:
+        return None
+    changes = {c["consumer"]: c for c in rebalance.get("changes", [])}
+    if not any(c.get("assigned") for c in changes.values()):
+        return None  # nothing moved
+    # The newest rebalance is over: the group's members now are those it left, and one that
+    # joined in it reported its assignment there.
+    for name, partitions in sorted(_assignment(lab).items()):
+        change = changes.get(name, {})
+        moved = set(change.get("assigned", [])) | set(change.get("revoked", [])) | set(change.get("lost", []))
+        if kept := sorted(set(partitions) - moved):
+            return {"consumer": name, "kept": _partitions(kept), **_rebalance_facts(rebalance)}
+    return None
+
+
+def _newest_rebalance(lab: LabNow) -> dict | None:
+    """The newest rebalance on the timeline, if it began since the step and is over."""
+    newest = next(iter(lab.model.get("rebalances", [])), None)
+    if newest is None or not newest.get("ended_at"):
+        return None
+    return newest if _epoch(newest.get("started_at")) >= lab.armed.get("at", 0) - 0.5 else None
+
+
+def _settled(lab: LabNow) -> bool:
+    """The group is Stable and Kafka's view of each member agrees with what that consumer
+    reported (the observer polls the one and the processes report the other)."""
+    reported = {c["name"]: sorted(c.get("assigned", [])) for c in lab.consumers()}
+    return lab.group().get("state") == "STABLE" and all(
+        reported.get(name, partitions) == partitions for name, partitions in _assignment(lab).items()
+    )
+
+
+@check(
+    "group_protocol",
+    facts={"protocol", "assignor", "members", "assignment", "seconds", "changes", "gained", "trigger"},
+    protocol="consumer",
+    members=1,
+)
+def group_protocol(lab: LabNow, params: dict) -> dict | None:
+    """The group runs `protocol` (Kafka reports CLASSIC or CONSUMER) with at least `members`
+    members, and the rebalance that got it there (begun since the step, now over)."""
+    group = lab.group()
+    if (group.get("protocol") or "").lower() != params["protocol"] or len(lab.members()) < params["members"]:
+        return None
+    newest = _newest_rebalance(lab) if _settled(lab) else None
+    if newest is None:
+        return None
+    return {
+        "protocol": group["protocol"],
+        "assignor": group.get("assignor") or "—",
+        "members": len(lab.members()),
+        "assignment": _describe(_assignment(lab)),
+        **_rebalance_facts(newest),
+    }
+
+
+# --- the outbox ------------------------------------------------------------------------------
+#
+# The outbox in the model: running counts (`sent`, `duplicates`, `missed`), the missed records
+# (`missed_records`, sorted by partition and offset, the first MISSED_LISTED of them) and the
+# last few emails (`recent`, NEWEST FIRST, bounded): an email that scrolled out of `recent` is
+# only in the counts, so these checks count on the counts and read `recent` for the details.
+
+EMAIL_SLACK_SECONDS = 1.0  # an email's time is its process's clock, the baseline's the runner's
+
+
+def _emails_since(lab: LabNow) -> list[dict]:
+    """Emails in the outbox's recent list sent since the step became current, oldest first."""
+    since = lab.armed.get("at", 0) - EMAIL_SLACK_SECONDS
+    return [e for e in reversed(lab.outbox().get("recent", [])) if _epoch(e.get("at")) >= since]
+
+
+def _lane_offsets(lab: LabNow) -> str:
+    """Each read partition's position (next offset to read) beside the group's committed offset."""
+    parts = []
+    for lane in lab.model.get("lanes", []):
+        position, committed = lane.get("position"), lane.get("committed")
+        if position is None and committed is None:
+            continue
+        parts.append(
+            f"P{lane['partition']}: read up to {'—' if position is None else position}, "
+            f"committed {'nothing yet' if committed is None else committed}"
+        )
+    return "; ".join(parts) or "no partition read yet"
+
+
+@check("emails_sent", facts={"count", "consumers", "offsets"}, count=5)
+def emails_sent(lab: LabNow, params: dict) -> dict | None:
+    """At least `count` emails since the step began; `offsets`: each partition's position and
+    committed offset at that moment (the commit trails what was read)."""
+    sent = lab.outbox().get("sent", 0) - lab.armed.get("emails", 0)
+    if sent < params["count"]:
+        return None
+    names = sorted({e["consumer"] for e in _emails_since(lab)}) or sorted(
+        c["name"] for c in lab.consumers() if c.get("emailed")
+    )
+    return {"count": sent, "consumers": ", ".join(names) or "—", "offsets": _lane_offsets(lab)}
+
+
+def _commits_after_processing(config: dict) -> bool:
+    """The offset of a record is committed only once it is processed: a manual commit after the
+    email, or auto-commit of offsets the service stores itself after the email."""
+    if config.get("commit_mode") == "after":
+        return True
+    return config.get("commit_mode") == "auto" and config.get("enable_auto_offset_store") is False
+
+
+def _commit_label(config: dict) -> str:
+    mode = config.get("commit_mode") or ""
+    if mode == "auto" and config.get("enable_auto_offset_store") is False:
+        return "auto-commit of offsets stored after each email (enable.auto.offset.store=false)"
+    return {
+        "auto": "auto-commit (enable.auto.commit=true, offsets stored at hand-over)",
+        "after": "manual commit after each email",
+        "before": "manual commit before processing",
+    }.get(mode, mode)
+
+
+def _mode_matches(config: dict, wanted: str) -> bool:
+    if not wanted:
+        return True
+    if wanted == "after":
+        return _commits_after_processing(config)
+    return config.get("commit_mode") == wanted and not _commits_after_processing(config)
+
+
+@check(
+    "duplicate_email",
+    facts={"order_id", "partition", "offset", "consumers", "commit_mode", "duplicates"},
+    commit_mode="",
+)
+def duplicate_email(lab: LabNow, params: dict) -> dict | None:
+    """An order emailed again since the step began, by a consumer committing with `commit_mode`
+    if given ("auto": auto-commit storing offsets at hand-over; "after": committing only what was
+    processed, by a manual commit after the email or by storing offsets after it; "before")."""
+    new = lab.outbox().get("duplicates", 0) - lab.armed.get("duplicates", 0)
+    if new <= 0:
+        return None
+    configs = {c["name"]: c.get("config", {}) for c in lab.consumers(live=False)}
+    recent = _emails_since(lab)
+    everything = list(reversed(lab.outbox().get("recent", [])))  # oldest first, before the step too
+    matching = [
+        e for e in recent if e.get("duplicate") and _mode_matches(configs.get(e["consumer"], {}), params["commit_mode"])
+    ]
+
+    def senders(email: dict) -> list[str]:
+        where = (email["partition"], email["offset"])
+        return [e["consumer"] for e in everything if (e["partition"], e["offset"]) == where]
+
+    if matching:
+        # The newest whose first email is still listed, else the newest.
+        email = next((e for e in reversed(matching) if len(senders(e)) > 1), matching[-1])
+        names = senders(email)
+        return {
+            "order_id": email.get("order_id") or "—",
+            "partition": email["partition"],
+            "offset": email["offset"],
+            "consumers": " then ".join(names)
+            if len(names) > 1
+            else f"{names[0]} (its first email has scrolled out of the outbox list)",
+            "commit_mode": _commit_label(configs.get(email["consumer"], {})),
+            "duplicates": new,
+        }
+    if any(e.get("duplicate") for e in recent):
+        return None  # the duplicates listed since the step came from consumers of another mode
+    # The duplicates scrolled out of the bounded list before a look: the counts still show them.
+    # Credit them when every consumer that can have sent them commits the asked way.
+    senders_now = [
+        c
+        for c in lab.consumers(live=False)
+        if c.get("live") or lab.armed.get("consumers", {}).get(c["name"]) != c["status"]
+    ]
+    if not senders_now or not all(_mode_matches(c.get("config", {}), params["commit_mode"]) for c in senders_now):
+        return None
+    return {
+        "order_id": "(scrolled out of the outbox list)",
+        "partition": "—",
+        "offset": "—",
+        "consumers": ", ".join(sorted(c["name"] for c in senders_now)),
+        "commit_mode": _commit_label(senders_now[0].get("config", {})),
+        "duplicates": new,
+    }
+
+
+@check("missed_email", facts={"partition", "offset", "key", "missed", "consumers"})
+def missed_email(lab: LabNow, params: dict) -> dict | None:
+    """An order the group committed past that no consumer emailed (and none is emailing now),
+    since the step began: the group will never read it again."""
+    outbox = lab.outbox()
+    listed = outbox.get("missed_records") or []
+    if outbox.get("missed", 0) <= lab.armed.get("missed", 0) or not listed:
+        return None
+    # The list is sorted by partition and offset, old misses first: prefer a record written since
+    # the step began (the one the learner just lost), else the last listed.
+    ends = lab.armed.get("log_ends", {})
+    new = [m for m in listed if m["offset"] >= ends.get(str(m["partition"]), 0)]
+    missed = new[0] if new else listed[-1]
+    gone = lab.newly("killed") + lab.newly("crashed") or lab.newly("stopped")
     return {
         "partition": missed["partition"],
         "offset": missed["offset"],
         "key": missed.get("key") or "no key",
         "missed": outbox["missed"],
+        "consumers": ", ".join(sorted(gone)) or "a consumer",
     }

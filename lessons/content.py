@@ -242,8 +242,9 @@ def render_markdown(text: str) -> str:
 # --- the catalog -----------------------------------------------------------------------------
 
 
-def read_all(directory: Path = CONTENT_DIR) -> tuple[list[Lesson], list[LessonFileError]]:
+def read_all(directory: Path | None = None) -> tuple[list[Lesson], list[LessonFileError]]:
     """Every lesson that reads, in order, and what is wrong with the others."""
+    directory = directory or CONTENT_DIR
     lessons, errors = [], []
     for path in sorted(directory.glob("*.md")):
         if path.name.lower() == "readme.md":

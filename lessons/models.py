@@ -16,9 +16,10 @@ class LessonProgress(models.Model):
     active = models.BooleanField(default=False)
     current_step = models.CharField(max_length=50, blank=True)  # "" once every step passed
     # The lab as it was when the current step became current (lessons.checks.arm); null until
-    # the runner next looks, which is when the step starts counting what happens.
+    # the runner next looks. What happened since `armed_at` counts for the step, even what
+    # happened before the runner looked.
     armed = models.JSONField(null=True, blank=True)
-    armed_at = models.DateTimeField(null=True, blank=True)
+    armed_at = models.DateTimeField(null=True, blank=True)  # when the current step became current
     began_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

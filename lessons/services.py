@@ -28,7 +28,8 @@ def lesson_begin(*, lab: Lab, lesson: Lesson) -> LessonProgress:
             )
         )
         progress.current_step = next((s.id for s in lesson.steps if s.id not in passed), "")
-        progress.active, progress.armed, progress.armed_at = True, None, None
+        # Current from now: the runner takes its baseline at its next look, counting from now.
+        progress.active, progress.armed, progress.armed_at = True, None, timezone.now()
         progress.save()
     runner_send_sync(LessonChanged(lab_id=lab.pk))
     return progress
@@ -54,10 +55,8 @@ def prediction_save(*, lab: Lab, lesson: Lesson, step_id: str, choice: int) -> S
 
 
 def step_arm(*, lab_id: int, lesson: str, step_id: str, armed: dict) -> None:
-    """The runner took the step's baseline: from now on, what happens counts."""
-    LessonProgress.objects.filter(lab_id=lab_id, lesson=lesson, current_step=step_id).update(
-        armed=armed, armed_at=timezone.now()
-    )
+    """The runner took the step's baseline (counting from when the step became current)."""
+    LessonProgress.objects.filter(lab_id=lab_id, lesson=lesson, current_step=step_id).update(armed=armed)
 
 
 def step_pass(*, lab_id: int, lesson: str, step_id: str, facts: dict, next_step: str, armed: dict | None) -> None:
@@ -75,4 +74,4 @@ def step_pass(*, lab_id: int, lesson: str, step_id: str, facts: dict, next_step:
 
 def progress_rearm(*, lab_id: int) -> None:
     """After a lab reset: progress stays, and the current step counts again from the new topic."""
-    LessonProgress.objects.filter(lab_id=lab_id, active=True).update(armed=None, armed_at=None)
+    LessonProgress.objects.filter(lab_id=lab_id, active=True).update(armed=None, armed_at=timezone.now())

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
@@ -40,6 +41,7 @@ class LessonTracker:
         self.lesson: Lesson | None = None
         self.step: Step | None = None
         self.armed: dict | None = None
+        self.since: float | None = None  # when the current step became current
         self._loop: asyncio.AbstractEventLoop | None = None
         self._layer = None
         self._saving: asyncio.Lock | None = None
@@ -56,11 +58,12 @@ class LessonTracker:
             self.lesson = lesson
             self.step = lesson.step(progress.current_step) if lesson and progress.current_step else None
             self.armed = progress.armed if progress else None
+            self.since = progress.armed_at.timestamp() if progress and progress.armed_at else None
 
     async def rearm(self) -> None:
         """After a reset: the current step counts again, from the new topic."""
         with self._lock:
-            self.armed = None
+            self.armed, self.since = None, time.time()
         await database_sync_to_async(services.progress_rearm)(lab_id=self.lab_id)
 
     @property
@@ -75,7 +78,7 @@ class LessonTracker:
             if lesson is None or step is None or self._loop is None:
                 return
             if self.armed is None:
-                self.armed = checks.arm(model, now=now)
+                self.armed = checks.arm(model, now=now, since=self.since)
                 change = _Change(lesson.slug, step.id, armed=self.armed)
             else:
                 try:

@@ -40,7 +40,7 @@ def test_an_old_record_does_not_pass_write_an_event_a_new_one_does():
 
 
 def test_records_written_counts_only_new_records_and_lists_their_offsets():
-    armed = checks.arm(model(lane(0, 0), lane(1)), now=0)
+    armed = checks.arm(model(lane(0, 0), lane(1)), now=100.0)
     params = {"count": 3}
 
     assert (
@@ -58,7 +58,7 @@ def test_consumers_share_partitions_is_a_state_that_holds_while_the_group_is_sta
     lanes = [lane(p) for p in range(4)]
     params = {"consumers": 2}
     split = members(c1=[0, 1], c2=[2, 3])
-    armed = checks.arm(model(*lanes), now=0)
+    armed = checks.arm(model(*lanes), now=100.0)
 
     assert (
         checks.evaluate(
@@ -90,11 +90,11 @@ def test_the_idle_member_and_its_taking_over():
     lanes = [lane(p) for p in range(2)]
     three = members(c1=[0], c2=[1], c3=[])
     facts = checks.evaluate(
-        "idle_member", {}, model=model(*lanes, members=three), armed=checks.arm(model(*lanes), now=0), now=1
+        "idle_member", {}, model=model(*lanes, members=three), armed=checks.arm(model(*lanes), now=100.0), now=1
     )
     assert facts["consumer"] == "c3"
 
-    armed = checks.arm(model(*lanes, members=three), now=2)
+    armed = checks.arm(model(*lanes, members=three), now=100.0)
     assert checks.evaluate("idle_member_takes_over", {}, model=model(*lanes, members=three), armed=armed, now=3) is None
     facts = checks.evaluate(
         "idle_member_takes_over", {}, model=model(*lanes, members=members(c1=[0], c3=[1])), armed=armed, now=4
@@ -111,3 +111,16 @@ def test_a_check_gets_only_the_parameters_it_declares():
         except ValueError:
             continue
         raise AssertionError(f"{wrong} was accepted")
+
+
+def test_a_record_written_after_the_step_became_current_counts_even_if_the_runner_looked_later():
+    # The step became current at t=5 s; the runner's first look, at t=6 s, already holds the
+    # record written at t=5.5 s (timestamp_ms 5500) but not the one from t=4 s.
+    seen = model({"partition": 0, "log_end": 2, "records": [
+        {"partition": 0, "offset": 0, "key": "old", "event_type": "OrderCreated", "timestamp_ms": 4000},
+        {"partition": 0, "offset": 1, "key": "new", "event_type": "OrderCreated", "timestamp_ms": 5500},
+    ]})  # fmt: skip
+    armed = checks.arm(seen, now=6.0, since=5.0)
+
+    assert armed["log_ends"] == {"0": 1}
+    assert checks.evaluate("record_written", {}, model=seen, armed=armed, now=6.0)["key"] == "new"

@@ -100,3 +100,15 @@ def test_the_shipped_lessons_all_read():
     assert errors == []
     assert [lesson.order for lesson in lessons] == sorted(lesson.order for lesson in lessons)
     assert all(4 <= len(lesson.steps) <= 8 for lesson in lessons)
+
+
+def test_start_up_reports_a_broken_lesson_file_with_its_line(tmp_path, monkeypatch):
+    from lessons import content, system_checks
+
+    write(tmp_path, GOOD.replace("$partition", "$nonsense"))
+    monkeypatch.setattr(content, "CONTENT_DIR", tmp_path)
+
+    [error] = system_checks.lesson_files(None)
+
+    assert error.id == "lessons.E001"
+    assert error.msg.startswith("09-demo.md, line 17:") and "$nonsense" in error.msg

@@ -553,12 +553,13 @@ def _lane_offsets(lab: LabNow) -> str:
 def emails_sent(lab: LabNow, params: dict) -> dict | None:
     """At least `count` emails since the step began; `offsets`: each partition's position and
     committed offset at that moment (the commit trails what was read)."""
-    sent = lab.outbox().get("sent", 0) - lab.armed.get("emails", 0)
+    since = _emails_since(lab)
+    # The baseline is taken at the runner's first look, maybe after some emails of the step:
+    # the listed ones sent since the step became current count too.
+    sent = max(lab.outbox().get("sent", 0) - lab.armed.get("emails", 0), len(since))
     if sent < params["count"]:
         return None
-    names = sorted({e["consumer"] for e in _emails_since(lab)}) or sorted(
-        c["name"] for c in lab.consumers() if c.get("emailed")
-    )
+    names = sorted({e["consumer"] for e in since}) or sorted(c["name"] for c in lab.consumers() if c.get("emailed"))
     return {"count": sent, "consumers": ", ".join(names) or "—", "offsets": _lane_offsets(lab)}
 
 
@@ -598,11 +599,14 @@ def duplicate_email(lab: LabNow, params: dict) -> dict | None:
     """An order emailed again since the step began, by a consumer committing with `commit_mode`
     if given ("auto": auto-commit storing offsets at hand-over; "after": committing only what was
     processed, by a manual commit after the email or by storing offsets after it; "before")."""
-    new = lab.outbox().get("duplicates", 0) - lab.armed.get("duplicates", 0)
+    recent = _emails_since(lab)
+    new = max(
+        lab.outbox().get("duplicates", 0) - lab.armed.get("duplicates", 0),
+        sum(1 for e in recent if e.get("duplicate")),
+    )
     if new <= 0:
         return None
     configs = {c["name"]: c.get("config", {}) for c in lab.consumers(live=False)}
-    recent = _emails_since(lab)
     everything = list(reversed(lab.outbox().get("recent", [])))  # oldest first, before the step too
     matching = [
         e for e in recent if e.get("duplicate") and _mode_matches(configs.get(e["consumer"], {}), params["commit_mode"])
@@ -653,12 +657,12 @@ def missed_email(lab: LabNow, params: dict) -> dict | None:
     since the step began: the group will never read it again."""
     outbox = lab.outbox()
     listed = outbox.get("missed_records") or []
-    if outbox.get("missed", 0) <= lab.armed.get("missed", 0) or not listed:
-        return None
     # The list is sorted by partition and offset, old misses first: prefer a record written since
     # the step began (the one the learner just lost), else the last listed.
     ends = lab.armed.get("log_ends", {})
     new = [m for m in listed if m["offset"] >= ends.get(str(m["partition"]), 0)]
+    if not listed or (outbox.get("missed", 0) <= lab.armed.get("missed", 0) and not new):
+        return None
     missed = new[0] if new else listed[-1]
     gone = lab.newly("killed") + lab.newly("crashed") or lab.newly("stopped")
     return {

@@ -39,6 +39,7 @@ def order_form_data(
     order_id: str | None = None,
     customer_id: str = "c0ffee00-1234-4abc-9def-0123456789ab",
     key_strategy: str = "orderId",
+    partitioner: str = "murmur2_random",
     items: list[dict[str, str]] | None = None,
     total_forms: int | None = None,
 ) -> dict[str, str]:
@@ -48,6 +49,7 @@ def order_form_data(
         "order_id": order_id or new_order_id(),
         "customer_id": customer_id,
         "key_strategy": key_strategy,
+        "partitioner": partitioner,
         "items-TOTAL_FORMS": str(len(rows) if total_forms is None else total_forms),
         "items-INITIAL_FORMS": "0",
         "items-MIN_NUM_FORMS": "0",

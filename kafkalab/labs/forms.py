@@ -28,6 +28,15 @@ class OrderForm(forms.Form):
     key_strategy = forms.ChoiceField(
         label="Message key", choices=LabOrder.KeyStrategy.choices, initial=LabOrder.KeyStrategy.ORDER_ID
     )
+    partitioner = forms.ChoiceField(
+        label="Partitioner",
+        choices=LabOrder.Partitioner.choices,
+        initial=LabOrder.Partitioner.MURMUR2,
+        required=False,  # a post without it gets the Java client's placement, as before the choice
+    )
+
+    def clean_partitioner(self) -> str:
+        return self.cleaned_data["partitioner"] or LabOrder.Partitioner.MURMUR2
 
 
 class ItemForm(forms.Form):

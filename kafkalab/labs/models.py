@@ -68,10 +68,17 @@ class LabOrder(models.Model):
         CUSTOMER_ID = "customerId", "customerId"
         NONE = "none", "no key"
 
+    class Partitioner(models.TextChoices):
+        # librdkafka's names for them (the producer's `partitioner` setting).
+        MURMUR2 = "murmur2_random", "murmur2 (the Java client's default)"
+        CRC32 = "consistent_random", "CRC32 (librdkafka's default)"
+
     lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="orders")
     order_id = models.CharField(max_length=64)
     customer_id = models.CharField(max_length=64)
     key_strategy = models.CharField(max_length=16, choices=KeyStrategy.choices)
+    # Its lifecycle events are written by the same partitioner, so they follow it.
+    partitioner = models.CharField(max_length=20, choices=Partitioner.choices, default=Partitioner.MURMUR2)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED)
     # False while OrderService waits for Kafka: the row reserves the orderId, so two requests
     # for one orderId can't both be written. A failed produce deletes it.

@@ -113,6 +113,25 @@ def test_order_lifecycle_events_follow_the_order_into_its_partition(kafka_cluste
     assert len(read_topic(kafka_cluster.bootstrap_servers(), learner.topic)) == 3
 
 
+def test_librdkafkas_default_partitioner_puts_a_key_elsewhere_and_the_orders_lifecycle_follows_it(
+    kafka_cluster, learner: Learner
+):
+    """The partitioner lever: CRC32 (librdkafka's default) where murmur2 (Java's) disagrees."""
+    order_id = next(
+        f"crc32-{n}"
+        for n in range(100)
+        if crc32_partition_for(f"crc32-{n}".encode(), 4) != partition_for(f"crc32-{n}".encode(), 4)
+    )
+    created = acknowledged(learner.post("orders/", order_form_data(order_id=order_id, partitioner="consistent_random")))
+    paid = acknowledged(learner.post("orders/advance/", {"order_id": order_id}))
+
+    assert created[0] == paid[0] == crc32_partition_for(order_id.encode(), 4) != partition_for(order_id.encode(), 4)
+    murmur2_order = "murmur2-" + order_id
+    assert acknowledged(learner.post("orders/", order_form_data(order_id=murmur2_order)))[0] == partition_for(
+        murmur2_order.encode(), 4
+    )
+
+
 def test_a_burst_writes_every_order_and_an_oversize_burst_writes_none(kafka_cluster, learner: Learner):
     bootstrap = kafka_cluster.bootstrap_servers()
     response = learner.post("orders/burst/", {"count": "200", "key_strategy": "orderId"})

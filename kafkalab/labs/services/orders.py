@@ -50,7 +50,7 @@ def _kib(size: int) -> str:
     return f"{size / 1024:.1f}".removesuffix(".0")
 
 
-def _send(*, lab: Lab, records: list[OutgoingRecord]) -> SendResult:
+def _send(*, lab: Lab, records: list[OutgoingRecord], partitioner: str = LabOrder.Partitioner.MURMUR2) -> SendResult:
     for record in records:
         if len(record.value) > settings.LAB_MAX_PAYLOAD_BYTES:
             raise LabError(
@@ -58,20 +58,30 @@ def _send(*, lab: Lab, records: list[OutgoingRecord]) -> SendResult:
                 f"{_kib(settings.LAB_MAX_PAYLOAD_BYTES)} KiB per event. Nothing was sent."
             )
     produce_budget.take(lab.pk, len(records))
-    return shared_producer(client_config()).send(lab.orders_topic, records)
+    return shared_producer(client_config(partitioner=str(partitioner))).send(lab.orders_topic, records)
 
 
 def _record_for(order: LabOrder, event_type: str, payload: dict) -> OutgoingRecord:
     return OutgoingRecord(key=order.key, value=events.encode(payload), headers=events.headers_for(event_type))
 
 
-def order_create(*, lab: Lab, order_id: str, customer_id: str, items: list[dict], key_strategy: str) -> ProduceOutcome:
+def order_create(
+    *,
+    lab: Lab,
+    order_id: str,
+    customer_id: str,
+    items: list[dict],
+    key_strategy: str,
+    partitioner: str = LabOrder.Partitioner.MURMUR2,
+) -> ProduceOutcome:
     """One OrderCreated. Of concurrent requests for one orderId, one is written; the others are refused."""
-    order = _order_reserve(lab=lab, order_id=order_id, customer_id=customer_id, key_strategy=key_strategy)
+    order = _order_reserve(
+        lab=lab, order_id=order_id, customer_id=customer_id, key_strategy=key_strategy, partitioner=partitioner
+    )
     result = None
     try:
         payload = events.order_created(order_id=order_id, customer_id=customer_id, items=items)
-        result = _send(lab=lab, records=[_record_for(order, LabOrder.Status.CREATED, payload)])
+        result = _send(lab=lab, records=[_record_for(order, LabOrder.Status.CREATED, payload)], partitioner=partitioner)
     finally:
         # Only what Kafka acknowledged is remembered, so a failed order leaves no trace.
         if result is not None and result.complete:
@@ -82,11 +92,11 @@ def order_create(*, lab: Lab, order_id: str, customer_id: str, items: list[dict]
     return ProduceOutcome(requested=1, result=result, orders=[order] if order.acknowledged else [])
 
 
-def _order_reserve(*, lab: Lab, order_id: str, customer_id: str, key_strategy: str) -> LabOrder:
+def _order_reserve(*, lab: Lab, order_id: str, customer_id: str, key_strategy: str, partitioner: str) -> LabOrder:
     try:
         with transaction.atomic():
             return LabOrder.objects.create(
-                lab=lab, order_id=order_id, customer_id=customer_id, key_strategy=key_strategy
+                lab=lab, order_id=order_id, customer_id=customer_id, key_strategy=key_strategy, partitioner=partitioner
             )
     except IntegrityError:
         raise LabError(f"Order {order_id} already exists in this lab; pick another orderId.") from None
@@ -125,7 +135,7 @@ def order_advance(*, lab: Lab, order_id: str) -> ProduceOutcome:
     if next_status is None:
         raise LabError(f"Order {order.order_id[:8]} is already shipped.")
     payload = events.order_status_changed(order_id=order.order_id, customer_id=order.customer_id)
-    result = _send(lab=lab, records=[_record_for(order, next_status, payload)])
+    result = _send(lab=lab, records=[_record_for(order, next_status, payload)], partitioner=order.partitioner)
     if result.complete:
         order.status = next_status
         order.save(update_fields=["status"])

@@ -115,6 +115,14 @@ _shared: dict[str, RecordProducer] = {}
 _shared_lock = threading.Lock()
 
 
+def producers_refresh(topic: str, *, expected: int) -> None:
+    """Every shared producer re-reads the topic's partitions (one per partitioner, say)."""
+    with _shared_lock:
+        producers = list(_shared.values())
+    for producer in producers:
+        producer.partitions_refresh(topic, expected=expected)
+
+
 def shared_producer(config: dict[str, object]) -> RecordProducer:
     """One producer per process and configuration: producers are thread-safe and costly."""
     key = repr(sorted(config.items()))

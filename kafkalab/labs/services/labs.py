@@ -20,7 +20,7 @@ from kafkalab.kafka.config import client_config
 from kafkalab.kafka.consumer_config import LIVE_STATUSES
 from kafkalab.kafka.errors import KafkaRefused, KafkaUnavailable
 from kafkalab.kafka.group_watch import group_delete_isolated
-from kafkalab.kafka.producer import shared_producer
+from kafkalab.kafka.producer import producers_refresh
 from kafkalab.labs.errors import LabError, LabLimitReached
 from kafkalab.labs.models import Lab
 from kafkalab.runner.protocol import (
@@ -92,7 +92,7 @@ def lab_topics_ensure(*, lab: Lab) -> None:
                 config={"min.insync.replicas": str(min(2, replication))},
             )
             # The producer may still hold a deleted namesake's partition count (6 before a reset, say).
-            shared_producer(client_config()).partitions_refresh(lab.orders_topic, expected=INITIAL_PARTITIONS)
+            producers_refresh(lab.orders_topic, expected=INITIAL_PARTITIONS)
     except (KafkaUnavailable, KafkaRefused) as exc:
         raise LabError(f"Kafka could not create this lab's topics: {exc}") from exc
 

@@ -11,7 +11,7 @@ from kafkalab.kafka.admin import shared_admin
 from kafkalab.kafka.config import client_config
 from kafkalab.kafka.errors import KafkaRefused, KafkaUnavailable
 from kafkalab.kafka.partitioner import partition_for
-from kafkalab.kafka.producer import shared_producer
+from kafkalab.kafka.producer import producers_refresh
 from kafkalab.labs.errors import LabError
 from kafkalab.labs.models import Lab, LabOrder
 from kafkalab.runner.protocol import LabRefresh, runner_send_sync
@@ -56,7 +56,7 @@ def topic_partitions_increase(*, lab: Lab, total: int) -> PartitionChange:
         raise LabError(f"Kafka refused: {exc}") from exc
     except KafkaUnavailable as exc:
         raise LabError(f"Kafka did not answer, so the partition count is unchanged: {exc}") from exc
-    shared_producer(client_config()).partitions_refresh(lab.orders_topic, expected=total)
+    producers_refresh(lab.orders_topic, expected=total)
     runner_send_sync(LabRefresh(lab_id=lab.pk))
     return PartitionChange(before=before, after=total, **_key_moves(lab, before, total))
 

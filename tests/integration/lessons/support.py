@@ -11,7 +11,7 @@ from tests.integration.consumer_groups.support import STEP, Lab, wait_for
 
 # How long the runner gets to look at the lab (it checks a step a few times a second) before a
 # test concludes that a step did not pass.
-SETTLE_SECONDS = 1.5
+SETTLE_SECONDS = 1.0
 WHY = re.compile(r'data-step="(?P<step>[^"]+)"[^>]*>.*?<details class="step-why"[^>]*>(?P<why>.*?)</details>', re.S)
 
 

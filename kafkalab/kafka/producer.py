@@ -53,6 +53,7 @@ class RecordProducer:
     """One long-lived producer per process; `send` waits for Kafka's answer on each record."""
 
     def __init__(self, config: dict[str, object]) -> None:
+        self.bootstrap_servers = config.get("bootstrap.servers")
         self._producer = Producer({**PRODUCER_DEFAULTS, **config}, logger=quiet_logger)
 
     def send(self, topic: str, records: list[OutgoingRecord]) -> SendResult:
@@ -115,10 +116,11 @@ _shared: dict[str, RecordProducer] = {}
 _shared_lock = threading.Lock()
 
 
-def producers_refresh(topic: str, *, expected: int) -> None:
-    """Every shared producer re-reads the topic's partitions (one per partitioner, say)."""
+def producers_refresh(topic: str, *, expected: int, config: dict[str, object]) -> None:
+    """Every shared producer of this cluster re-reads the topic's partitions (there is one per
+    partitioner). Producers of another cluster (one the app no longer uses) are left alone."""
     with _shared_lock:
-        producers = list(_shared.values())
+        producers = [p for p in _shared.values() if p.bootstrap_servers == config.get("bootstrap.servers")]
     for producer in producers:
         producer.partitions_refresh(topic, expected=expected)
 

@@ -92,7 +92,7 @@ def lab_topics_ensure(*, lab: Lab) -> None:
                 config={"min.insync.replicas": str(min(2, replication))},
             )
             # The producer may still hold a deleted namesake's partition count (6 before a reset, say).
-            producers_refresh(lab.orders_topic, expected=INITIAL_PARTITIONS)
+            producers_refresh(lab.orders_topic, expected=INITIAL_PARTITIONS, config=client_config())
     except (KafkaUnavailable, KafkaRefused) as exc:
         raise LabError(f"Kafka could not create this lab's topics: {exc}") from exc
 

@@ -56,7 +56,7 @@ def topic_partitions_increase(*, lab: Lab, total: int) -> PartitionChange:
         raise LabError(f"Kafka refused: {exc}") from exc
     except KafkaUnavailable as exc:
         raise LabError(f"Kafka did not answer, so the partition count is unchanged: {exc}") from exc
-    producers_refresh(lab.orders_topic, expected=total)
+    producers_refresh(lab.orders_topic, expected=total, config=client_config())
     runner_send_sync(LabRefresh(lab_id=lab.pk))
     return PartitionChange(before=before, after=total, **_key_moves(lab, before, total))
 

@@ -185,6 +185,9 @@ LAB_MAX_ITEMS = env_int("LAB_MAX_ITEMS", 20)
 LAB_PRODUCE_RATE = env_int("LAB_PRODUCE_RATE", 2000)
 # Recent events each partition lane keeps on the page.
 LAB_LANE_WINDOW = env_int("LAB_LANE_WINDOW", 30)
+# A page says when it has drawn a push of records; one that doesn't (no JavaScript) gets the
+# next push after this many seconds anyway.
+LAB_DRAW_TIMEOUT_SECONDS = float(os.environ.get("LAB_DRAW_TIMEOUT_SECONDS", "1.0"))
 # Labs at once, in all, and per client address (a classroom's labs count against its own limit).
 LAB_MAX_LABS = env_int("LAB_MAX_LABS", 200)
 LAB_MAX_LABS_PER_ADDRESS = env_int("LAB_MAX_LABS_PER_ADDRESS", 10)

@@ -40,8 +40,6 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_GONE = 4410
 DRAWN = "drawn"
-# A page that never says DRAWN (no JavaScript, a test client) still gets records this often.
-DRAW_TIMEOUT = 1.0
 
 
 class LabConsumer(AsyncWebsocketConsumer):
@@ -126,7 +124,8 @@ class LabConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=self.page.records(appends=appends, lanes=lanes))
         self.pushes += 1
         self.drawing = self.pushes
-        asyncio.get_running_loop().call_later(DRAW_TIMEOUT, self._draw_timed_out, self.pushes)
+        # A page that never says DRAWN (no JavaScript, a test client) still gets records.
+        asyncio.get_running_loop().call_later(settings.LAB_DRAW_TIMEOUT_SECONDS, self._draw_timed_out, self.pushes)
 
     def _draw_timed_out(self, push: int) -> None:
         # Through the channel, so that it is handled in turn with the updates, never beside one.

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from kafkalab.kafka.local_cluster import LocalCluster
 from tests.harness.http_browser import Browser
 from tests.harness.server import Server
+from tests.integration.consumer_groups.lessons.support import LessonWalk
 from tests.integration.consumer_groups.support import Lab, LabSocket
 from tests.integration.lab_support import kcat_produce
-from tests.integration.lessons.support import LessonWalk
 
 
 def test_progress_survives_a_restart_and_the_current_step_keeps_its_baseline(

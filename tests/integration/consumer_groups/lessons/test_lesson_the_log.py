@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from kafkalab.kafka.partitioner import murmur2, positive
+from tests.integration.consumer_groups.lessons.support import LessonWalk
 from tests.integration.consumer_groups.support import Lab, LabSocket
 from tests.integration.lab_support import kcat_produce
-from tests.integration.lessons.support import LessonWalk
 
 SLUG = "the-log"
 

@@ -8,9 +8,9 @@ import subprocess
 
 from kafkalab.kafka.partitioner import crc32_partition_for, murmur2, partition_for, positive
 from tests.factories import order_form_data
+from tests.integration.consumer_groups.lessons.support import LessonWalk
 from tests.integration.consumer_groups.support import ONE_ORDER, PARTITIONS, Lab, LabSocket
 from tests.integration.lab_support import KAFKA_TIMEOUT, kcat_produce, read_topic
-from tests.integration.lessons.support import LessonWalk
 
 SLUG = "keys-and-ordering"
 CUSTOMER = "5d1c2e3f-4a5b-4c6d-8e7f-901a2b3c4d5e"

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
+from tests.integration.consumer_groups.lessons.support import LessonWalk
 from tests.integration.consumer_groups.support import PARTITIONS, GroupView, Lab, LabSocket, wait_for
-from tests.integration.lessons.support import LessonWalk
 
 SLUG = "rebalancing"
 ALL = list(range(PARTITIONS))

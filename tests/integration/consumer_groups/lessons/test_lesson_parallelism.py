@@ -3,8 +3,8 @@ partition; a member beyond the partition count waits, and steps in when another 
 
 from __future__ import annotations
 
+from tests.integration.consumer_groups.lessons.support import LessonWalk
 from tests.integration.consumer_groups.support import GroupView, Lab, LabSocket
-from tests.integration.lessons.support import LessonWalk
 
 SLUG = "parallelism"
 

@@ -9,8 +9,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from kafkalab.kafka.partitioner import partition_for
 from kafkalab.labs.events import CUSTOMERS
+from tests.integration.consumer_groups.lessons.support import LessonWalk
 from tests.integration.consumer_groups.support import Lab, LabSocket
-from tests.integration.lessons.support import LessonWalk
 
 SLUG = "adding-partitions"
 MOVED = re.compile(r"Customer (\S+) was in partition (\d+); its newest order went to partition (\d+)\.")

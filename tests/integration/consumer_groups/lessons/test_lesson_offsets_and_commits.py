@@ -15,8 +15,8 @@ import re
 
 from confluent_kafka import Consumer, TopicPartition
 
+from tests.integration.consumer_groups.lessons.support import LessonWalk
 from tests.integration.consumer_groups.support import PARTITIONS, GroupView, Lab, LabSocket, wait_for
-from tests.integration.lessons.support import LessonWalk
 
 SLUG = "offsets-and-commits"
 ALL = list(range(PARTITIONS))

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kafkalab.kafka.partitioner import crc32_partition_for, murmur2, partition_for
+from kafkalab.kafka.partitioner import crc32_partition_for, murmur2, partition_for, positive
 
 KEYS_REMEMBERED = 500  # keys (and their partitions) a snapshot keeps, for "keys moved"
 
@@ -177,7 +177,7 @@ def record_facts(record: dict, partitions: int) -> dict:
         "partition": record["partition"],
         "offset": record["offset"],
         "partitions": partitions,
-        "hash": "—" if key is None else f"{murmur2(key.encode()) & 0x7FFFFFFF}",
+        "hash": "—" if key is None else str(positive(murmur2(key.encode()))),
         "event_type": record.get("event_type") or "unknown",
     }
 
@@ -285,7 +285,7 @@ def keys_spread(lab: LabNow, params: dict) -> dict | None:
         "partitions_used": len(used),
         "partitions": lab.partitions,
         "example_key": example["key"],
-        "example_hash": murmur2(example["key"].encode()) & 0x7FFFFFFF,
+        "example_hash": positive(murmur2(example["key"].encode())),
         "example_partition": example["partition"],
     }
 

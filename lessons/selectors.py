@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from kafkalab.labs.models import Lab
-from lessons.content import Lesson, Step, catalog
+from lessons.content import Lesson, Step, catalog, lesson_by_slug
 from lessons.models import LessonProgress, StepRecord
 
 PENDING, CURRENT, PASSED = "pending", "current", "passed"
@@ -101,8 +101,6 @@ def lesson_view(*, lab: Lab, lesson: Lesson) -> LessonView:
 
 
 def active_lesson(lab: Lab) -> Lesson | None:
-    from lessons.content import lesson_by_slug
-
     progress = LessonProgress.objects.filter(lab=lab, active=True).first()
     return lesson_by_slug(progress.lesson) if progress else None
 

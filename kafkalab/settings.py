@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "template_partials",
     "kafkalab.cluster",
     "kafkalab.labs",
+    "kafkalab.registry",
     "lessons",
 ]
 
@@ -167,7 +168,19 @@ KAFKA_LOCAL_PORT_BASE = env_int("KAFKA_LOCAL_PORT_BASE", 9092)
 KAFKA_LOCAL_BROKERS = env_int("KAFKA_LOCAL_BROKERS", 3)
 KAFKA_LOCAL_HEAP_MB = env_int("KAFKA_LOCAL_HEAP_MB", 256)
 
+# --- Schema registry ---------------------------------------------------------------------
+# Unset: the embedded registry at the app's own /registry/ (Confluent's REST API, schemas kept
+# in a compacted Kafka topic). Set: any other Confluent-compatible registry; nothing else changes.
 SCHEMA_REGISTRY_URL = os.environ.get("SCHEMA_REGISTRY_URL", "").strip()
+# The embedded registry's topic (Confluent's kafkastore.topic); every app process reads it.
+SCHEMA_REGISTRY_TOPIC = os.environ.get("SCHEMA_REGISTRY_TOPIC", "").strip() or "_schemas"
+# Largest request body the embedded registry accepts (a schema and its envelope), in bytes.
+SCHEMA_REGISTRY_MAX_REQUEST_BYTES = env_int("SCHEMA_REGISTRY_MAX_REQUEST_BYTES", 256 * 1024)
+# Who may change the embedded registry: a function (request, subject) -> bool. The default lets
+# anyone write (self-study); a classroom points it at a check for the learner's own lab subjects.
+SCHEMA_REGISTRY_WRITE_CHECK = (
+    os.environ.get("SCHEMA_REGISTRY_WRITE_CHECK", "").strip() or "kafkalab.registry.permissions.open_writes"
+)
 
 # How often the cluster watcher asks Kafka for broker state (seconds).
 CLUSTER_WATCH_INTERVAL = float(os.environ.get("CLUSTER_WATCH_INTERVAL", "1.0"))

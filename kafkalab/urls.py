@@ -5,5 +5,6 @@ urlpatterns = [
     path("", include("kafkalab.labs.urls")),
     path("", include("lessons.urls")),
     path("cluster/", include("kafkalab.cluster.urls")),
+    path("registry/", include("kafkalab.registry.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,137 @@
+"""The schema registry's log: one compacted, single-partition topic (`_schemas`, as Confluent's).
+
+One partition gives every record one place in one order, so every process that reads it builds
+the same registry. Writers append and then read up to their own record before answering.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from kafkalab.kafka.admin import quiet_logger, shared_admin
+from kafkalab.kafka.errors import KafkaUnavailable
+from kafkalab.kafka.topics import broker_count, topic_exists
+
+# Bounds on waiting for Kafka before the registry answers "unavailable" (retriable).
+TIMEOUT = 10.0
+
+Apply = Callable[[bytes | None, bytes | None], None]
+
+
+class SchemasLog:
+    """Reads the whole topic once, then only what was appended since the last read."""
+
+    def __init__(self, topic: str, *, config: dict[str, object]) -> None:
+        self.topic = topic
+        self._config = config
+        self._partition = TopicPartition(topic, 0)
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._position = 0  # the next offset to apply
+        self._lock = threading.Lock()
+
+    def _open(self) -> Consumer:
+        if self._consumer is None:
+            self._ensure_topic()
+            consumer = Consumer(
+                {
+                    **self._config,
+                    "group.id": f"kafkalab-registry.{self.topic}",  # required, never joined: assign() only
+                    "enable.auto.commit": False,
+                    "enable.partition.eof": True,
+                    "fetch.wait.max.ms": 10,
+                    "socket.connection.setup.timeout.ms": 3000,
+                },
+                logger=quiet_logger,
+            )
+            consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+            self._consumer = consumer
+        return self._consumer
+
+    def _ensure_topic(self) -> None:
+        admin = shared_admin(self._config)
+        if topic_exists(admin, self.topic):
+            return
+        replication = min(3, broker_count(admin))
+        topic = NewTopic(
+            self.topic, num_partitions=1, replication_factor=replication, config={"cleanup.policy": "compact"}
+        )
+        try:
+            admin.create_topics([topic], request_timeout=TIMEOUT)[self.topic].result(timeout=TIMEOUT + 2)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            # Another process created it first: that is the topic we wanted.
+            if not (isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+                raise KafkaUnavailable(f"Could not create the registry topic {self.topic}: {exc}") from exc
+        except TimeoutError as exc:
+            raise KafkaUnavailable(f"Kafka did not create the registry topic {self.topic} in time") from exc
+        deadline = time.monotonic() + TIMEOUT
+        while not topic_exists(admin, self.topic):
+            if time.monotonic() > deadline:
+                raise KafkaUnavailable(f"Kafka created {self.topic} but its metadata did not show it")
+            time.sleep(0.1)
+
+    def read_to_end(self, apply: Apply, *, at_least: int = 0) -> None:
+        """Apply every record up to the log end as it is now (and at least up to `at_least`)."""
+        with self._lock:
+            consumer = self._open()
+            try:
+                _, end = consumer.get_watermark_offsets(self._partition, timeout=TIMEOUT, cached=False)
+            except KafkaException as exc:
+                raise KafkaUnavailable(f"Kafka did not give the end of {self.topic}: {exc}") from exc
+            end = max(end, at_least)
+            deadline = time.monotonic() + TIMEOUT
+            while self._position < end:
+                if time.monotonic() > deadline:
+                    raise KafkaUnavailable(f"Reading {self.topic} did not reach offset {end} in time")
+                for message in consumer.consume(num_messages=500, timeout=0.5):
+                    error = message.error()
+                    if error is None:
+                        apply(message.key(), message.value())
+                        self._position = message.offset() + 1
+                    elif error.code() == KafkaError._PARTITION_EOF:
+                        # Compaction leaves offset gaps: the end is where Kafka says it is.
+                        self._position = max(self._position, message.offset())
+                    elif error.code() not in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
+                        raise KafkaUnavailable(f"Reading {self.topic}: {error.str()}")
+
+    def append(self, key: bytes, value: bytes | None) -> int:
+        """Write one record (value None: a tombstone) and return its offset once Kafka has it."""
+        if self._producer is None:
+            self._producer = Producer(
+                {
+                    **self._config,
+                    "acks": "all",
+                    "enable.idempotence": True,
+                    "linger.ms": 0,
+                    "message.timeout.ms": int(TIMEOUT * 1000),
+                    "socket.connection.setup.timeout.ms": 3000,
+                },
+                logger=quiet_logger,
+            )
+        outcome: dict[str, object] = {}
+
+        def delivered(error: KafkaError | None, message) -> None:
+            outcome["error"], outcome["offset"] = error, message.offset() if error is None else None
+
+        try:
+            self._producer.produce(self.topic, key=key, value=value, partition=0, on_delivery=delivered)
+        except (KafkaException, BufferError) as exc:
+            raise KafkaUnavailable(f"Kafka refused the registry record: {exc}") from exc
+        self._producer.flush(TIMEOUT + 5)
+        if outcome.get("error") is not None or "offset" not in outcome:
+            raise KafkaUnavailable(f"Kafka did not store the registry record: {outcome.get('error') or 'no answer'}")
+        return int(outcome["offset"])  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        if self._producer is not None:
+            self._producer.flush(5)
+            self._producer = None

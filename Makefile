@@ -7,6 +7,9 @@ STAMP  := $(VENV)/.requirements-installed
 # broker/pom.xml, skips it. It lives beside the jars, so deleting them brings the fetch back.
 JARS   := $(or $(KAFKA_LIBS_DIR),.kafka/libs)/.make-fetched
 PORT   ?= 8000
+# pytest-xdist workers: most tests wait on Kafka (rebalances, session timeouts), not the CPU,
+# so two share this 2-core machine's brokers well. A test module stays on one worker.
+TEST_WORKERS ?= 2
 # Development defaults; a deployment sets these itself (see .env.example).
 export DJANGO_DEBUG ?= 1
 
@@ -33,7 +36,7 @@ test-tools:
 test: setup test-tools
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: setup test-tools
 	$(PY) -m bench

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import threading
 import time
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 import psutil
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
-from bench.report import Figure, progress
+from bench.report import Figure, percentile, progress
 from bench.server import lab_stack
 from tests.harness.browser import VIEWPORT, launch_chromium
 from tests.harness.lab_page import open_lab
@@ -316,14 +315,6 @@ def _cpu(process: psutil.Process) -> float:
 
 
 # --- figures --------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 def figures_for(r: RunResult) -> list[Figure]:

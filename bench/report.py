@@ -6,6 +6,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -73,3 +74,12 @@ def java_version() -> str:
 def progress(message: str) -> None:
     """A line on stderr while a slow measurement runs, so the table on stdout stays clean."""
     print(f"  … {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (1–99) of the values, NaN for none."""
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]

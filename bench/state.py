@@ -8,7 +8,6 @@ turn, and the daphne process (web + embedded runner) is measured while all that 
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import psutil
 from confluent_kafka import Producer
 
-from bench.report import Figure, progress
+from bench.report import Figure, percentile, progress
 from bench.server import lab_stack
 from kafkalab.kafka.local_cluster import LocalCluster
 from tests.harness import server as harness
@@ -137,8 +136,3 @@ def rss_of(process: psutil.Process) -> int:
         return process.memory_info().rss
     except psutil.NoSuchProcess:
         return 0
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1] if len(ordered) > 1 else ordered[0]

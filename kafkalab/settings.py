@@ -172,6 +172,9 @@ KAFKA_LOCAL_HEAP_MB = env_int("KAFKA_LOCAL_HEAP_MB", 256)
 # Unset: the embedded registry at the app's own /registry/ (Confluent's REST API, schemas kept
 # in a compacted Kafka topic). Set: any other Confluent-compatible registry; nothing else changes.
 SCHEMA_REGISTRY_URL = os.environ.get("SCHEMA_REGISTRY_URL", "").strip()
+# The app's own address as seen from this machine: consumer processes reach the embedded
+# registry through it. `manage.py serve` sets it from its port.
+SITE_URL = (os.environ.get("KAFKALAB_SITE_URL", "").strip() or "http://127.0.0.1:8000").rstrip("/")
 # The embedded registry's topic (Confluent's kafkastore.topic); every app process reads it.
 SCHEMA_REGISTRY_TOPIC = os.environ.get("SCHEMA_REGISTRY_TOPIC", "").strip() or "_schemas"
 # Largest request body the embedded registry accepts (a schema and its envelope), in bytes.

@@ -3,6 +3,8 @@ PostgreSQL of the suite's own. How each is started lives in tests/harness, share
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,14 +30,27 @@ def kafka_cluster() -> Iterator[LocalCluster]:
     users = Path(settings.KAFKA_LOCAL_DIR) / "users"
     users.mkdir(parents=True, exist_ok=True)
     mine = users / str(os.getpid())
-    mine.touch()
-    try:
+    with _users_lock(users):
+        mine.touch()
         cluster.up(settings.KAFKA_LOCAL_BROKERS)
+    try:
         yield cluster
     finally:
-        mine.unlink(missing_ok=True)
-        if not any(_pid_alive(int(other.name)) for other in users.iterdir() if other.name.isdigit()):
-            cluster.down()
+        with _users_lock(users):
+            mine.unlink(missing_ok=True)
+            if not any(_pid_alive(int(other.name)) for other in users.iterdir() if other.name.isdigit()):
+                cluster.down()
+
+
+@contextlib.contextmanager
+def _users_lock(users: Path) -> Iterator[None]:
+    """One run at a time starts or stops the shared cluster (xdist workers start together)."""
+    with open(users / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -64,14 +79,11 @@ def live_server_url(kafka_cluster: LocalCluster, tmp_path_factory) -> Iterator[s
         yield server.url
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Browser tests run last: Playwright's sync API keeps its event loop marked as running in
-    the main thread while the session's browser is open, and an async test after it can't start."""
-    items.sort(key=lambda item: Path(str(item.path)).parent.name == "e2e")
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Chromium for one test module. Not for the session: Playwright's sync API keeps an event
+    loop marked as running in the main thread while it is open, and an async test (or Django's
+    async-safety check) after it in the same worker would fail."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -11,12 +11,12 @@ EMBEDDED_PATH = "/registry"
 def registry_url(request: HttpRequest | None = None) -> str:
     """The registry clients should use: SCHEMA_REGISTRY_URL when set, else the embedded one.
 
-    Without a request the embedded registry's address is relative (`/registry`); with one it is
-    absolute, as the app was reached."""
+    With a request, the embedded registry's address is the one the app was reached at (for the
+    page); without one it is SITE_URL's (for consumer processes and the app's own client)."""
     if settings.SCHEMA_REGISTRY_URL:
         return settings.SCHEMA_REGISTRY_URL.rstrip("/")
     if request is None:
-        return EMBEDDED_PATH
+        return settings.SITE_URL + EMBEDDED_PATH
     return request.build_absolute_uri(EMBEDDED_PATH)
 
 

@@ -70,6 +70,12 @@ class WriteForbidden(RegistryError):
     status, error_code = 403, 40301
 
 
+class CredentialsRequired(RegistryError):
+    """No (valid) credentials where writes need them: 401, as Confluent's with basic auth on."""
+
+    status, error_code = 401, 40101
+
+
 class StoreUnavailable(RegistryError):
     """Kafka (where the registry keeps its schemas) did not answer: retriable, as Confluent's 50002."""
 

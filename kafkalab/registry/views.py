@@ -54,7 +54,10 @@ def registry_api(*methods: str):
             try:
                 return view(request, *args, **kwargs)
             except RegistryError as exc:
-                return error_response(exc.status, exc.error_code, exc.message)
+                response = error_response(exc.status, exc.error_code, exc.message)
+                if exc.status == 401:
+                    response["WWW-Authenticate"] = 'Basic realm="kafkalab schema registry"'
+                return response
 
         return csrf_exempt(kafka_view(guarded))
 

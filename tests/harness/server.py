@@ -91,7 +91,8 @@ class Server:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "kafkalab.asgi:application"],
                 cwd=REPO_ROOT,
-                env=self.env,
+                # Consumer processes reach the embedded registry at the server's own address.
+                env={"KAFKALAB_SITE_URL": self.url, **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

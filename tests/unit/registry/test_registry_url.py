@@ -7,7 +7,8 @@ from kafkalab.registry import registry_url
 
 def test_embedded_by_default(settings) -> None:
     settings.SCHEMA_REGISTRY_URL = ""
-    assert registry_url() == "/registry"
+    settings.SITE_URL = "http://127.0.0.1:8123"
+    assert registry_url() == "http://127.0.0.1:8123/registry"
     assert registry_url(RequestFactory().get("/labs/1/")) == "http://testserver/registry"
 
 

@@ -8,6 +8,7 @@ off it refuses to start without DJANGO_SECRET_KEY.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -102,8 +103,11 @@ class Command(BaseCommand):
 
 def _daphne(port: int) -> subprocess.Popen:
     arguments = ["-b", "127.0.0.1", "-p", str(port), "kafkalab.asgi:application"]
+    # The app's own address, for what reaches it from outside a request: consumer processes
+    # asking the embedded schema registry. A deployment behind a proxy sets it itself.
+    env = {"KAFKALAB_SITE_URL": f"http://127.0.0.1:{port}", **os.environ}
     return subprocess.Popen(
-        [sys.executable, "-c", DAPHNE_ON_GO, "daphne", *arguments], stdin=subprocess.PIPE, text=True
+        [sys.executable, "-c", DAPHNE_ON_GO, "daphne", *arguments], stdin=subprocess.PIPE, text=True, env=env
     )
 
 

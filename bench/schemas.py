@@ -53,9 +53,11 @@ def _registry_figures(url: str) -> list[Figure]:
         fresh = SchemaRegistryClient({"url": url})
         cold_ms.append(_timed(lambda: fresh.get_schema(schema_id))[0])
         cached_ms.append(_timed(lambda: fresh.get_schema(schema_id))[0])
+    first, rest = register_ms[0], register_ms[1:]
     return [
-        Figure("register a version, p50", percentile(register_ms, 50), "ms"),
-        Figure("register a version, p99", percentile(register_ms, 99), "ms", f"{REGISTRATIONS} versions"),
+        Figure("register the first version", first, "ms", "opens the registry's Kafka clients"),
+        Figure("register a version, p50", percentile(rest, 50), "ms"),
+        Figure("register a version, p99", percentile(rest, 99), "ms", f"{len(rest)} more versions"),
         Figure("lookup by id (cold), p50", percentile(cold_ms, 50), "ms"),
         Figure("lookup by id (cold), p99", percentile(cold_ms, 99), "ms", "a fresh client: one HTTP round trip"),
         Figure("lookup by id (cached), p50", percentile(cached_ms, 50) * 1000, "µs"),

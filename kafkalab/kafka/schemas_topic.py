@@ -89,7 +89,10 @@ class SchemasLog:
             while self._position < end:
                 if time.monotonic() > deadline:
                     raise KafkaUnavailable(f"Reading {self.topic} did not reach offset {end} in time")
-                for message in consumer.consume(num_messages=500, timeout=0.5):
+                # consume() waits until it has num_messages (or the timeout): ask for no more
+                # than are missing, so reading one new record takes a fetch, not half a second.
+                wanted = max(1, min(500, end - self._position))
+                for message in consumer.consume(num_messages=wanted, timeout=0.5):
                     error = message.error()
                     if error is None:
                         apply(message.key(), message.value())

@@ -175,6 +175,8 @@ SCHEMA_REGISTRY_URL = os.environ.get("SCHEMA_REGISTRY_URL", "").strip()
 # The app's own address as seen from this machine: consumer processes reach the embedded
 # registry through it. `manage.py serve` sets it from its port.
 SITE_URL = (os.environ.get("KAFKALAB_SITE_URL", "").strip() or "http://127.0.0.1:8000").rstrip("/")
+# Threads serving the embedded registry's REST API (apart from the lab views that call it).
+SCHEMA_REGISTRY_VIEW_THREADS = env_int("SCHEMA_REGISTRY_VIEW_THREADS", 4)
 # The embedded registry's topic (Confluent's kafkastore.topic); every app process reads it.
 SCHEMA_REGISTRY_TOPIC = os.environ.get("SCHEMA_REGISTRY_TOPIC", "").strip() or "_schemas"
 # Largest request body the embedded registry accepts (a schema and its envelope), in bytes.

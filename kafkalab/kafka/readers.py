@@ -31,6 +31,9 @@ from enum import StrEnum
 import fastavro
 import jsonschema
 
+# The reader is a consumer's setting: its enum lives with the others, where the form finds it.
+from kafkalab.kafka.consumer_config import Reader
+
 MAGIC_BYTE = 0
 FRAME_HEADER_BYTES = 5
 AVRO = "AVRO"
@@ -38,12 +41,6 @@ JSON = "JSON"
 # Bigger than any record the brokers accept by default; a bigger value is not parsed.
 MAX_VALUE_BYTES = 1 << 20
 MESSAGE_CHARS = 300
-
-
-class Reader(StrEnum):
-    STRICT = "strict"
-    TOLERANT = "tolerant"
-    REGISTRY = "registry"
 
 
 class Failure(StrEnum):
@@ -266,8 +263,16 @@ def _json_schema(text: str) -> dict:
     return schema
 
 
+def _validator(schema: dict):
+    # The readers' own contracts are checked on every record: build their validators once.
+    found = _BUILT_VALIDATORS.get(id(schema))
+    if found is not None and found[0] is schema:
+        return found[1]
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
 def _validate(value: object, schema: dict, *, against: str) -> None:
-    validator = jsonschema.validators.validator_for(schema)(schema)
+    validator = _validator(schema)
     try:
         error = jsonschema.exceptions.best_match(validator.iter_errors(value))
     except RecursionError:
@@ -296,3 +301,9 @@ def _needed_fields(value: object, *, created: bool) -> dict:
     else:
         _validate(value, _NEEDED_FOR_STATUS, against="what the email needs (orderId, customerId)")
     return value
+
+
+_BUILT_VALIDATORS = {
+    id(schema): (schema, jsonschema.validators.validator_for(schema)(schema))
+    for schema in (STRICT_CONTRACT, STRICT_STATUS_CONTRACT, _NEEDED_FOR_CREATED, _NEEDED_FOR_STATUS)
+}

@@ -1,4 +1,4 @@
-"""Reading a topic from outside any consumer group: what is really in the log.
+"""Reading topics from outside any consumer group: what is really in the log.
 
 The observer uses this to show every record, whoever wrote it. It reads uncommitted data
 (records of open or aborted transactions are in the log too) and never commits anything.
@@ -17,6 +17,7 @@ from kafkalab.kafka.errors import KafkaUnavailable
 
 @dataclass(frozen=True)
 class TailRecord:
+    topic: str
     partition: int
     offset: int
     key: bytes | None
@@ -34,6 +35,7 @@ _headers_of = operator.methodcaller("headers")
 def _tail_record(message) -> TailRecord:
     """The record as the observer and the inspector see it: never raises, whatever its bytes."""
     return TailRecord(
+        topic=message.topic(),
         partition=message.partition(),
         offset=message.offset(),
         key=message.key(),
@@ -59,17 +61,32 @@ def record_headers(message) -> tuple[tuple[str, bytes | None], ...]:
         return (UNREADABLE_HEADERS,)
 
 
-class TopicTail:
-    """Follows every partition of one topic, starting `window` records before each log end."""
+@dataclass(frozen=True)
+class TailPartition:
+    """A partition the tail started reading, and what Kafka said of it then."""
 
-    def __init__(self, topic: str, *, window: int, config: dict[str, object]) -> None:
-        self.topic = topic
+    topic: str
+    partition: int
+    leader: int | None
+    replicas: list[int]
+    isr: list[int]
+    log_start: int | None
+    log_end: int | None
+
+
+class TopicTail:
+    """Follows every partition of some topics with one consumer, starting `window` records
+    before each log end. One consumer for all of a lab's topics: a record of any of them ends
+    the same wait, and a lab costs one connection set, not one per topic."""
+
+    def __init__(self, topics: list[str], *, window: int, config: dict[str, object]) -> None:
+        self.topics = list(topics)
         self.window = window
         self._consumer = Consumer(
             {
                 **config,
                 # Required by librdkafka even though this consumer never joins the group.
-                "group.id": f"kafkalab-observer.{topic}",
+                "group.id": f"kafkalab-observer.{self.topics[0]}",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "isolation.level": "read_uncommitted",
@@ -80,30 +97,58 @@ class TopicTail:
             },
             logger=quiet_logger,
         )
-        self.partitions: list[int] = []
+        self.partitions: dict[str, list[int]] = {topic: [] for topic in self.topics}
         self.last_error: str | None = None
 
-    def refresh_partitions(self) -> list[int]:
-        """Start reading partitions that appeared since the last call. Returns the new ones."""
-        try:
-            metadata = self._consumer.list_topics(topic=self.topic, timeout=5)
-        except KafkaException as exc:
-            raise KafkaUnavailable(f"Kafka did not list the partitions of {self.topic}: {exc}") from exc
-        topic = metadata.topics.get(self.topic)
-        if topic is None or topic.error is not None:
-            return []
-        added = sorted(set(topic.partitions) - set(self.partitions))
-        if added:
-            self._consumer.incremental_assign([self._start_position(p) for p in added])
-            self.partitions = sorted([*self.partitions, *added])
+    def refresh_partitions(self) -> list[TailPartition]:
+        """Start reading partitions that appeared since the last call. Returns the new ones. A
+        topic that does not exist (yet) simply has none; one Kafka could not list is asked again
+        next time, and only when it could list none does this raise KafkaUnavailable."""
+        added, failures = [], []
+        for topic in self.topics:
+            try:
+                added += self._refresh(topic)
+            except KafkaUnavailable as exc:
+                failures.append(exc)
+        if failures and len(failures) == len(self.topics):
+            raise failures[0]
         return added
 
-    def _start_position(self, partition: int) -> TopicPartition:
+    def _refresh(self, topic: str) -> list[TailPartition]:
         try:
-            low, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, partition), timeout=5)
+            metadata = self._consumer.list_topics(topic=topic, timeout=5)
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"Kafka did not list the partitions of {topic}: {exc}") from exc
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            return []
+        new = sorted(set(found.partitions) - set(self.partitions[topic]))
+        if not new:
+            return []
+        started = [self._start(topic, found.partitions[p]) for p in new]
+        self._consumer.incremental_assign([TopicPartition(topic, s.partition, start) for s, start in started])
+        self.partitions[topic] = sorted([*self.partitions[topic], *new])
+        return [s for s, _ in started]
+
+    def _start(self, topic: str, metadata) -> tuple[TailPartition, int]:
+        """The partition as Kafka describes it, and the offset to start reading it at."""
+        partition = metadata.id
+        try:
+            low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)
+            start = max(low, high - self.window)
         except KafkaException:  # leader unavailable right now: read from the end
-            return TopicPartition(self.topic, partition, OFFSET_END)
-        return TopicPartition(self.topic, partition, max(low, high - self.window))
+            low = high = None
+            start = OFFSET_END
+        described = TailPartition(
+            topic=topic,
+            partition=partition,
+            leader=metadata.leader if metadata.leader >= 0 else None,
+            replicas=list(metadata.replicas),
+            isr=list(metadata.isrs),
+            log_start=low,
+            log_end=high,
+        )
+        return described, start
 
     def poll(self, *, max_records: int = 1000, timeout: float = 0.05) -> list[TailRecord]:
         records = []

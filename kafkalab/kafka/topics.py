@@ -59,8 +59,17 @@ def broker_count(admin: AdminClient) -> int:
     return len(_metadata(admin).brokers)
 
 
-def topic_create(admin: AdminClient, name: str, *, partitions: int, replication: int, config: dict[str, str]) -> None:
-    """Create a topic, retrying while Kafka still finishes deleting an old one of that name."""
+def topic_create(
+    admin: AdminClient,
+    name: str,
+    *,
+    partitions: int,
+    replication: int,
+    config: dict[str, str],
+    exist_ok: bool = False,
+) -> None:
+    """Create a topic, retrying while Kafka still finishes deleting an old one of that name.
+    With `exist_ok`, a topic of that name that is there to stay (someone made it meanwhile) will do."""
     deadline = time.monotonic() + 30
     while True:
         futures = admin.create_topics(
@@ -72,6 +81,8 @@ def topic_create(admin: AdminClient, name: str, *, partitions: int, replication:
             _wait_for_metadata(admin, name, partitions)
             return
         except KafkaRefused as exc:
+            if exc.code == "TOPIC_ALREADY_EXISTS" and exist_ok and topic_exists(admin, name):
+                return
             # Deletion is asynchronous: the name stays taken for a moment after delete_topics.
             if exc.code == "TOPIC_ALREADY_EXISTS" and time.monotonic() < deadline:
                 time.sleep(0.2)

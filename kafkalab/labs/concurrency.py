@@ -19,6 +19,7 @@ from channels.db import DatabaseSyncToAsync
 from django.conf import settings
 
 _pool: ThreadPoolExecutor | None = None
+_registry_pool: ThreadPoolExecutor | None = None
 _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Semaphore]] = weakref.WeakKeyDictionary()
 
 
@@ -27,6 +28,15 @@ def _kafka_pool() -> ThreadPoolExecutor:
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=settings.LAB_KAFKA_VIEW_THREADS, thread_name_prefix="kafka-view")
     return _pool
+
+
+def _registry_threads() -> ThreadPoolExecutor:
+    global _registry_pool
+    if _registry_pool is None:
+        _registry_pool = ThreadPoolExecutor(
+            max_workers=settings.SCHEMA_REGISTRY_VIEW_THREADS, thread_name_prefix="registry-view"
+        )
+    return _registry_pool
 
 
 def _lab_slot(lab_id: int | None) -> asyncio.Semaphore:
@@ -44,5 +54,18 @@ def kafka_view(view):
         run = DatabaseSyncToAsync(view, thread_sensitive=False, executor=_kafka_pool())
         async with _lab_slot(kwargs.get("lab_id")):
             return await run(request, *args, **kwargs)
+
+    return wrapper
+
+
+def registry_view(view):
+    """Run a view of the embedded schema registry in a pool of its own. Lab views call the
+    registry over HTTP from the Kafka pool; sharing that pool, enough of them waiting for an
+    answer would leave no thread to give it."""
+
+    @functools.wraps(view)
+    async def wrapper(request, *args, **kwargs):
+        run = DatabaseSyncToAsync(view, thread_sensitive=False, executor=_registry_threads())
+        return await run(request, *args, **kwargs)
 
     return wrapper

@@ -75,8 +75,8 @@ def _decimal_as_number(value: object) -> float:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def headers_for(event_type: str) -> list[tuple[str, bytes]]:
-    return [(EVENT_TYPE_HEADER, event_type.encode()), (CONTENT_TYPE_HEADER, b"application/json")]
+def headers_for(event_type: str, *, content_type: str = "application/json") -> list[tuple[str, bytes]]:
+    return [(EVENT_TYPE_HEADER, event_type.encode()), (CONTENT_TYPE_HEADER, content_type.encode())]
 
 
 def event_type_of(headers, value: bytes | None) -> str:

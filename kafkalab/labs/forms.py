@@ -10,12 +10,16 @@ from django.forms import formset_factory
 from kafkalab.kafka.consumer_config import (
     AUTO_COMMIT_INTERVAL_MS,
     PROCESSING_DELAY_MS,
+    RETRY_ATTEMPTS,
+    RETRY_BACKOFF_MS,
     SESSION_TIMEOUT_MS,
     Assignor,
     CommitMode,
     ConsumerConfig,
+    FailurePolicy,
     GroupProtocol,
     IsolationLevel,
+    Reader,
 )
 from kafkalab.labs.models import LabOrder
 
@@ -163,6 +167,53 @@ class ConsumerConfigForm(forms.Form):
             },
         ),
         initial=_DEFAULTS.isolation_level,
+    )
+    reader = forms.ChoiceField(
+        label="reader",
+        choices=_choices(
+            Reader,
+            {
+                "strict": "strict: version 1 of the contract, no unknown field",
+                "tolerant": "tolerant: only the fields it needs",
+                "registry": "registry: the writer's schema, by its id",
+            },
+        ),
+        initial=_DEFAULTS.reader,
+        help_text="How this NotificationService reads an order. A strict reader refuses an order with a "
+        "field it does not know (sku, say); a tolerant one needs only orderId, customerId and the items; "
+        "a registry reader decodes with the schema the producer wrote with, and refuses plain JSON.",
+    )
+    failure_policy = forms.ChoiceField(
+        label="when a record can't be read",
+        choices=_choices(
+            FailurePolicy,
+            {
+                "crash": "crash (and be restarted)",
+                "skip": "skip it",
+                "dead-letter": "dead-letter it",
+                "retry": "retry, then dead-letter it",
+            },
+        ),
+        initial=_DEFAULTS.failure_policy,
+        help_text="A record the reader can't read is a poison pill. Crash: the process exits and is "
+        "restarted, fails on the same record again, and its partition is blocked. Skip: no email "
+        "for it (a missed email). Dead-letter: it is set aside on the dead-letter topic, to replay "
+        "later. Retry: tried again a few times, waiting longer each time, then dead-lettered.",
+    )
+    retry_attempts = forms.IntegerField(
+        label="retries",
+        min_value=RETRY_ATTEMPTS[0],
+        max_value=RETRY_ATTEMPTS[1],
+        initial=_DEFAULTS.retry_attempts,
+        help_text="With retry: how many times a poison record is read again before it is dead-lettered.",
+    )
+    retry_backoff_ms = forms.IntegerField(
+        label="first retry after (ms)",
+        min_value=RETRY_BACKOFF_MS[0],
+        max_value=RETRY_BACKOFF_MS[1],
+        initial=_DEFAULTS.retry_backoff_ms,
+        help_text="With retry: the wait before the first retry; each later wait is twice the one before. "
+        "Its partition waits meanwhile; the others go on.",
     )
 
     def config(self) -> ConsumerConfig:

@@ -4,10 +4,15 @@ The runner publishes data; each websocket connection renders it here, for its ow
 owner's fragments carry the consumer cards' Stop, Kill and Restart buttons; an observer's carry
 no button, no form and no token. (Buttons post with the CSRF header that base.html sets from the
 page's own request; nothing here renders a token.)
+
+A lab draws several topics as lanes, each a "view": the orders topic (the model's `lanes`) and its
+other topics (the model's `views`: the dead-letter topic). Each view's lanes sit in an element
+carrying `data-topic`; their element ids start with the view's prefix (none for the orders lanes).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import urlencode
@@ -17,6 +22,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from kafkalab.labs.access import Role
+from kafkalab.labs.templatetags.lab_format import event_box_html
+from kafkalab.runner.protocol import ORDERS_VIEW
 
 ANIMATED_BOXES = 3  # per lane and push
 
@@ -36,6 +43,12 @@ class Viewer:
         """What an observer's links carry so that reads know them (their session owns nothing)."""
         return "" if self.can_act or not self.share_token else "?" + urlencode({"share": self.share_token})
 
+    def query_for(self, view: str) -> str:
+        """`query`, and for a box of another topic than the orders, which topic the inspector reads."""
+        if view == ORDERS_VIEW:
+            return self.query
+        return (self.query + "&" if self.query else "?") + urlencode({"view": view})
+
     @cached_property
     def events_url(self) -> str:
         """The lab's event URLs up to the partition: `{events_url}{partition}/{offset}/`. A busy
@@ -48,6 +61,22 @@ def _context(viewer: Viewer, **data: object) -> dict:
     return {"viewer": viewer, "lab_id": viewer.lab_id, "oob": True, **data}
 
 
+def dom_prefix(view: str) -> str:
+    """How the element ids of a view's lanes start: the orders lanes keep plain `lane-<p>-…`."""
+    return "" if view == ORDERS_VIEW else f"{view}-"
+
+
+def topic_views(model: dict) -> list[dict]:
+    """Every topic the lab draws as lanes, in page order: the orders topic, then the others."""
+    orders = {"view": ORDERS_VIEW, "topic": model["lab"]["topic"], "lanes": model["lanes"]}
+    return [orders, *model.get("views", [])]
+
+
+def poison_marks(poison: list[dict]) -> dict[tuple[int, int], dict]:
+    """The model's poison records by (partition, offset) of the orders topic."""
+    return {(mark["partition"], mark["offset"]): mark for mark in poison}
+
+
 class ViewerPage:
     """What one viewer's page shows now, so that each push renders only what changed for it: a
     busy lab changes its lane offsets and outbox several times a second, its timeline rarely,
@@ -55,32 +84,51 @@ class ViewerPage:
 
     def __init__(self, viewer: Viewer) -> None:
         self.viewer = viewer
-        self.newest: dict[int, int] = {}  # partition → newest offset shown
+        self.window = settings.LAB_LANE_WINDOW
+        self.newest: dict[str, dict[int, int]] = {}  # view → partition → newest offset shown
+        # The records each orders lane shows (lanes.js keeps the newest `window`), to mark a box
+        # that turns out to be poison after it was drawn.
+        self.drawn: dict[int, deque[dict]] = {}
+        self.poison: dict[tuple[int, int], dict] = {}  # the orders records marked poison
         self.shown: dict[str, object] = {}  # part → the data it was last rendered from
 
     def model(self, model: dict) -> str:
         """Everything live on the page, for a viewer that just connected (or after a reset)."""
-        self.newest = newest_offsets(model["lanes"])
+        views = topic_views(model)
         self.shown = {}
-        lanes = render_to_string(
-            "labs/panels/lanes.html",
-            _context(
-                self.viewer, lanes=model["lanes"], topic=model["lab"]["topic"], lane_window=settings.LAB_LANE_WINDOW
-            ),
-        )
-        # The lanes just drawn carry their offsets and charts: remember them as shown.
-        self._changed_lanes(model["lanes"])
+        self.poison = poison_marks(model.get("poison", []))
+        self.newest = {view["view"]: newest_offsets(view["lanes"]) for view in views}
+        self.drawn = {lane["partition"]: deque(lane.get("records", []), maxlen=self.window) for lane in model["lanes"]}
+        html = "".join(self._view_html(view) for view in views)
+        # The lanes just drawn carry their offsets, charts and marks: remember them as shown.
+        for view in views:
+            self._changed_lanes(view["lanes"])
         self._changed_charts(model["lanes"])
-        return lanes + self.panels(model)
+        return html + self.panels(model)
+
+    def _view_html(self, view: dict) -> str:
+        if view["view"] == ORDERS_VIEW:
+            lanes = [{**lane, "records": self._marked(lane.get("records", []))} for lane in view["lanes"]]
+            context = _context(self.viewer, lanes=lanes, topic=view["topic"], lane_window=self.window)
+            return render_to_string("labs/panels/lanes.html", context)
+        prefix = dom_prefix(view["view"])
+        context = _context(self.viewer, view=view, topic=view["topic"], prefix=prefix, lane_window=self.window)
+        return render_to_string("labs/panels/topic_lanes.html", context)
 
     def records(self, *, appends: list[dict], lanes: list[dict]) -> str:
         """New boxes appended to their lanes (none this page already has), and changed offsets."""
-        # A few boxes land with a short animation; more than that at once simply appear.
-        appends = [
-            {**append, "quiet": len(append["records"]) > ANIMATED_BOXES} for append in unseen(appends, self.newest)
-        ]
+        fresh = []
+        for view, view_appends in _by_view(appends).items():
+            for append in unseen(view_appends, self.newest.setdefault(view, {})):
+                records = append["records"]
+                if view == ORDERS_VIEW:
+                    self.drawn.setdefault(append["partition"], deque(maxlen=self.window)).extend(records)
+                    records = self._marked(records)
+                # A few boxes land with a short animation; more than that at once simply appear.
+                quiet = len(records) > ANIMATED_BOXES
+                fresh.append({**append, "view": view, "prefix": dom_prefix(view), "records": records, "quiet": quiet})
         return render_to_string(
-            "labs/panels/lane_appends.html", _context(self.viewer, appends=appends, lanes=self._changed_lanes(lanes))
+            "labs/panels/lane_appends.html", _context(self.viewer, appends=fresh, lanes=self._changed_lanes(lanes))
         )
 
     def panels(self, panels: dict) -> str:
@@ -91,28 +139,70 @@ class ViewerPage:
             "rebalances": {"rebalances": panels["rebalances"]},
             "outbox": {"outbox": panels["outbox"]},
         }
-        html = [
-            render_to_string("labs/panels/lane_meta.html", _context(self.viewer, lane=lane))
-            for lane in self._changed_lanes(panels["lanes"])
-        ]
+        lanes = [*panels["lanes"], *(lane for view in panels.get("views", []) for lane in view["lanes"])]
+        html = [self._lane_metas_html(self._changed_lanes(lanes))]
         html += [
             render_to_string("labs/panels/lag_chart.html", _context(self.viewer, lane=lane))
             for lane in self._changed_charts(panels["lanes"])
         ]
+        html += [self._count_html(view) for view in panels.get("views", []) if self._count_changed(view)]
+        html += self._newly_poisoned(poison_marks(panels.get("poison", [])))
         for part, data in parts.items():
             if self.shown.get(part) != data:
                 self.shown[part] = data
                 html.append(render_to_string(f"labs/panels/{part}.html", _context(self.viewer, **data)))
         return "".join(html)
 
+    def _lane_metas_html(self, lanes: list[dict]) -> str:
+        return (
+            render_to_string("labs/panels/lane_appends.html", _context(self.viewer, appends=[], lanes=lanes))
+            if lanes
+            else ""
+        )
+
+    def _count_changed(self, view: dict) -> bool:
+        key = f"count-{view['view']}"
+        changed = self.shown.get(key) != view["records"]
+        self.shown[key] = view["records"]
+        return changed
+
+    def _count_html(self, view: dict) -> str:
+        context = _context(self.viewer, view=view, prefix=dom_prefix(view["view"]))
+        return render_to_string("labs/panels/view_count.html", context)
+
+    def _marked(self, records: list[dict]) -> list[dict]:
+        """The records, those known to be poison carrying their mark (copied: the model is shared)."""
+        if not self.poison:
+            return records
+        return [
+            {**record, "poison": mark} if (mark := self.poison.get((record["partition"], record["offset"]))) else record
+            for record in records
+        ]
+
+    def _newly_poisoned(self, marks: dict[tuple[int, int], dict]) -> list[str]:
+        """Boxes this page shows whose record became poison (or whose mark changed) since it
+        drew them: each is redrawn in place, marked; its lane stays as it is."""
+        if marks == self.poison:
+            return []
+        changed = [where for where, mark in marks.items() if self.poison.get(where) != mark]
+        self.poison = marks
+        boxes = []
+        for partition, offset in changed:
+            record = next((r for r in self.drawn.get(partition, ()) if r["offset"] == offset), None)
+            if record is not None:
+                marked = {**record, "poison": marks[partition, offset]}
+                boxes.append(event_box_html(self.viewer, marked, quiet=True, replace=True))
+        return boxes
+
     def _changed_lanes(self, lanes: list[dict]) -> list[dict]:
         """Lanes whose offsets, owner or markers changed (their records and chart go apart)."""
         changed = []
         for lane in lanes:
+            prefix = dom_prefix(lane.get("view", ORDERS_VIEW))
             meta = {key: value for key, value in lane.items() if key not in ("records", "lag_history")}
-            if self.shown.get(f"lane-{lane['partition']}") != meta:
-                self.shown[f"lane-{lane['partition']}"] = meta
-                changed.append(meta)
+            if self.shown.get(f"{prefix}lane-{lane['partition']}") != meta:
+                self.shown[f"{prefix}lane-{lane['partition']}"] = meta
+                changed.append({**meta, "prefix": prefix})
         return changed
 
     def _changed_charts(self, lanes: list[dict]) -> list[dict]:
@@ -125,18 +215,25 @@ class ViewerPage:
         return changed
 
 
+def _by_view(appends: list[dict]) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = {}
+    for append in appends:
+        grouped.setdefault(append.get("view", ORDERS_VIEW), []).append(append)
+    return grouped
+
+
 class RecordsBacklog:
     """Records that came while the browser was still drawing the last push: they go out together
     in the next one, at most `window` per lane (a lane shows no more)."""
 
     def __init__(self, window: int) -> None:
         self.window = window
-        self._records: dict[int, list[dict]] = {}
+        self._records: dict[tuple[str, int], list[dict]] = {}  # (view, partition) → records
         self.lanes: list[dict] | None = None  # the lanes' offsets with the newest of them
 
     def add(self, *, appends: list[dict], lanes: list[dict]) -> None:
         for append in appends:
-            records = self._records.setdefault(append["partition"], [])
+            records = self._records.setdefault((append.get("view", ORDERS_VIEW), append["partition"]), [])
             records.extend(append["records"])
             del records[: -self.window]
         self.lanes = lanes
@@ -148,7 +245,7 @@ class RecordsBacklog:
         """(appends, lanes) to push, or None when nothing waits."""
         if not self._records and self.lanes is None:
             return None
-        appends = [{"partition": p, "records": records} for p, records in sorted(self._records.items())]
+        appends = [{"view": v, "partition": p, "records": records} for (v, p), records in sorted(self._records.items())]
         taken = (appends, self.lanes or [])
         self.clear()
         return taken

@@ -7,6 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from kafkalab.kafka.consumer_config import LIVE_STATUSES, ConsumerStatus
+from kafkalab.kafka.contracts import Encoding, schema_text, v1_schema
 
 # A reset that started longer ago than this has died with its process; the lab is usable again.
 RESET_STALE_AFTER = timedelta(minutes=2)
@@ -23,6 +24,15 @@ class Lab(models.Model):
     share_token = models.CharField(max_length=64, null=True, blank=True, unique=True)
     # Set while a reset runs, so that no consumer is added halfway through it.
     reset_started_at = models.DateTimeField(null=True, blank=True)
+    # OrderService's contract: how it encodes orders, and the schema it writes with ("" is
+    # version 1 in the encoding's language). The id and version are the registry's, once it
+    # accepted the schema; they change only after it did.
+    encoding = models.CharField(
+        max_length=12, choices=[(e.value, e.label) for e in Encoding], default=Encoding.PLAIN_JSON.value
+    )
+    writer_schema = models.TextField(blank=True)
+    writer_schema_id = models.IntegerField(null=True, blank=True)
+    writer_version = models.IntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -47,12 +57,31 @@ class Lab(models.Model):
         return f"{self.prefix}.orders"
 
     @property
+    def dlq_topic(self) -> str:
+        """Where NotificationService sets aside the records it can't process (dead letters)."""
+        return f"{self.orders_topic}.dlq"
+
+    @property
     def topics(self) -> list[str]:
-        return [self.orders_topic]
+        return [self.orders_topic, self.dlq_topic]
 
     @property
     def group_id(self) -> str:
         return f"{self.prefix}.order-notifications"
+
+    @property
+    def dlq_replay_id(self) -> str:
+        """The transactional id of "Replay DLQ", and the group whose offsets are its cursor in the DLQ."""
+        return f"{self.prefix}.dlq-replay"
+
+    @property
+    def value_subject(self) -> str:
+        """The registry subject of the orders' values (topic name strategy)."""
+        return f"{self.orders_topic}-value"
+
+    @property
+    def writer_schema_text(self) -> str:
+        return self.writer_schema or schema_text(v1_schema(Encoding(self.encoding)))
 
 
 class LabOrder(models.Model):
@@ -142,6 +171,9 @@ class OutboxEmail(models.Model):
     order_id = models.CharField(max_length=64, blank=True)
     event_type = models.CharField(max_length=40, blank=True)
     sent_at = models.DateTimeField()
+    # A record the consumer skipped (failure policy "skip"): no email went out, `reason` says why.
+    missed = models.BooleanField(default=False)
+    reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-id"]

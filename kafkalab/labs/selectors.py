@@ -10,10 +10,10 @@ from kafkalab.kafka.config import bootstrap_servers, client_config
 from kafkalab.kafka.errors import KafkaRefused, KafkaUnavailable
 from kafkalab.kafka.partitioner import PartitionReason, explain_partition
 from kafkalab.kafka.tail import read_record
-from kafkalab.labs import events, records
+from kafkalab.labs import contract_selectors, events, records
 from kafkalab.labs.errors import LabError
 from kafkalab.labs.models import Lab
-from kafkalab.runner.protocol import LabStateAsk, RunnerUnavailable, runner_ask
+from kafkalab.runner.protocol import DLQ_VIEW, ORDERS_VIEW, LabStateAsk, RunnerUnavailable, runner_ask
 
 
 async def lab_model(*, lab_id: int) -> dict:
@@ -29,12 +29,16 @@ async def lab_model(*, lab_id: int) -> dict:
 
 def lab_state(model: dict) -> dict:
     """state.json: the model without the lanes' records, plus where the cluster is and the
-    group's lag over the last minutes, per partition."""
+    group's lag over the last minutes, per partition. The dead-letter topic is among the topics
+    (role "dlq") and, for short, under `dlq`; `poison` lists the orders topic's poison records."""
     lag_history = {str(lane["partition"]): lane["lag_history"] for lane in model["lanes"] if "lag_history" in lane}
+    dlq = next((topic for topic in model["topics"] if topic["role"] == DLQ_VIEW), None)
     return {
         "lab": model["lab"],
         "cluster": {"bootstrap_servers": bootstrap_servers()},
         "topics": model["topics"],
+        "dlq": dlq and {"topic": dlq["name"], "partitions": dlq["partitions"], "records": dlq["records"]},
+        "poison": model.get("poison", []),
         # The lab has one group, and the lanes' committed offsets are its.
         "groups": [{**group, "lag_history": lag_history} for group in model["groups"]],
         "consumers": model["consumers"],
@@ -63,15 +67,28 @@ class EventDetail:
     event_type: str
     reason: PartitionReason
     size_bytes: int
+    # Encoding, schema id, subject and version, decoded value, wire bytes, each reader's verdict.
+    contract: contract_selectors.RecordContract | None = None
+    topic: str = ""  # the orders topic, or the dead-letter topic for a box of its lanes
 
 
-def event_inspect(*, lab: Lab, partition: int, offset: int) -> EventDetail:
-    """One record as Kafka holds it, shown safely whatever its bytes, and why it is in its partition."""
+def lab_view_topic(*, lab: Lab, view: str) -> str:
+    """The lab's topic behind a view of its lanes: its name is the lab's, never the request's."""
+    topics = {ORDERS_VIEW: lab.orders_topic, DLQ_VIEW: lab.dlq_topic}
+    if view not in topics:
+        raise LabError(f"This lab has no topic {view!r}.")
+    return topics[view]
+
+
+def event_inspect(*, lab: Lab, partition: int, offset: int, view: str | None = None) -> EventDetail:
+    """One record as Kafka holds it, shown safely whatever its bytes, and why it is in its partition.
+    `view`: which of the lab's topics (see lab_view_topic); the orders topic by default."""
+    topic = lab_view_topic(lab=lab, view=view or ORDERS_VIEW)
     admin = shared_admin(client_config())
     try:
-        partitions = kafka_topics.partition_count(admin, lab.orders_topic)
+        partitions = kafka_topics.partition_count(admin, topic)
         found = partitions and partition < partitions
-        record = read_record(lab.orders_topic, partition, offset, config=client_config()) if found else None
+        record = read_record(topic, partition, offset, config=client_config()) if found else None
     except KafkaUnavailable as exc:
         raise LabError(f"Kafka did not answer: {exc}") from exc
     if record is None:
@@ -88,4 +105,10 @@ def event_inspect(*, lab: Lab, partition: int, offset: int) -> EventDetail:
         event_type=events.event_type_of(record.headers, record.value),
         reason=explain_partition(record.key, partitions, record.partition),
         size_bytes=len(record.value or b""),
+        contract=contract_selectors.record_contract(
+            value=record.value,
+            event_type=contract_selectors.event_type_header(record.headers),
+            subject=lab.value_subject,
+        ),
+        topic=topic,
     )

@@ -1,7 +1,7 @@
 from django.urls import path
 
 import kafkalab.labs.converters  # noqa: F401 (registers lab_id, partition, offset)
-from kafkalab.labs import views
+from kafkalab.labs import contract_views, views
 
 app_name = "labs"
 
@@ -29,4 +29,12 @@ urlpatterns = [
         )
         for action in ("stop", "kill", "restart")
     ],
+    path("labs/<lab_id:lab_id>/dlq/replay/", views.dlq_replay, name="dlq-replay"),
+    path("labs/<lab_id:lab_id>/contract/encoding/", contract_views.contract_encoding, name="contract-encoding"),
+    path("labs/<lab_id:lab_id>/contract/check/", contract_views.contract_check, name="contract-check"),
+    path("labs/<lab_id:lab_id>/contract/use/", contract_views.contract_use, name="contract-use"),
+    path("labs/<lab_id:lab_id>/contract/registry/", contract_views.registry_subject, name="contract-registry"),
+    path(
+        "labs/<lab_id:lab_id>/contract/compatibility/", contract_views.compatibility_set, name="contract-compatibility"
+    ),
 ]

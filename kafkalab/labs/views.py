@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from kafkalab.labs import selectors
+from kafkalab.labs import contract_selectors, selectors
 from kafkalab.labs.access import (
     Role,
     lab_for_owner,
@@ -35,9 +35,11 @@ from kafkalab.labs.forms import (
 from kafkalab.labs.live_view import Viewer
 from kafkalab.labs.models import Lab
 from kafkalab.labs.services import consumers as consumer_services
+from kafkalab.labs.services import dead_letters as dead_letter_services
 from kafkalab.labs.services import labs as lab_services
 from kafkalab.labs.services import orders as order_services
 from kafkalab.labs.services import topics as topic_services
+from kafkalab.registry import registry_url
 from lessons import selectors as lesson_selectors
 from lessons.content import Lesson
 
@@ -99,6 +101,7 @@ def lab_shared(request: HttpRequest, token: str) -> HttpResponse:
     lab = lab_for_share(token)
     viewer = Viewer(lab_id=lab.pk, role=Role.OBSERVER, share_token=token)
     context = {"lab": lab, "viewer": viewer, "lane_window": settings.LAB_LANE_WINDOW}
+    context.update(contract_selectors.editor_context(lab=lab))
     return render(request, "labs/lab.html", {**context, "lesson": lesson_selectors.lesson_for_page(lab=lab)})
 
 
@@ -110,7 +113,11 @@ async def lab_state(request: HttpRequest, lab_id: int) -> JsonResponse:
         model = await selectors.lab_model(lab_id=lab_id)
     except LabError as exc:
         return JsonResponse({"error": str(exc)}, status=UNAVAILABLE)
-    return JsonResponse(selectors.lab_state(model), json_dumps_params={"indent": 2})
+    state = selectors.lab_state(model)
+    # The registry is asked over HTTP (it may be this very app): in a thread, off the event loop.
+    registry_state = database_sync_to_async(contract_selectors.registry_state, thread_sensitive=False)
+    state["schema_registry"] = await registry_state(lab_id=lab_id, client_url=registry_url(request))
+    return JsonResponse(state, json_dumps_params={"indent": 2})
 
 
 @kafka_view
@@ -118,12 +125,14 @@ async def lab_state(request: HttpRequest, lab_id: int) -> JsonResponse:
 def lab_reset(request: HttpRequest, lab_id: int) -> HttpResponse:
     lab = _owned_lab(request, lab_id)
     try:
-        lab_services.lab_reset(lab=lab)
+        registry_note = lab_services.lab_reset(lab=lab)
         messages.success(
             request,
             "Lab reset: its consumers were stopped and removed, and its topic and group were deleted "
-            "and created afresh, with 4 empty partitions.",
+            "and created afresh, with 4 empty partitions. OrderService writes plain JSON version 1 again.",
         )
+        if registry_note:
+            messages.warning(request, registry_note)
     except LabError as exc:
         messages.error(request, str(exc))
     return redirect("labs:detail", lab_id=lab.pk)
@@ -306,7 +315,7 @@ def event_detail(request: HttpRequest, lab_id: int, partition: int, offset: int)
         context = {
             "lab": lab,
             "viewer": viewer,
-            "event": selectors.event_inspect(lab=lab, partition=partition, offset=offset),
+            "event": selectors.event_inspect(lab=lab, partition=partition, offset=offset, view=request.GET.get("view")),
         }
         status = 200
     except LabError as exc:
@@ -367,6 +376,25 @@ def consumer_action(request: HttpRequest, lab_id: int, name: str, action: str) -
     )
 
 
+@kafka_view
+@require_POST
+def dlq_replay(request: HttpRequest, lab_id: int) -> HttpResponse:
+    """Replay DLQ: the dead letters since the last replay go back to the orders topic."""
+    lab = _owned_lab(request, lab_id)
+    try:
+        text, ok = dead_letter_services.dlq_replay(lab=lab).message, True
+    except LabError as exc:
+        text, ok = str(exc), False
+    if not request.htmx:
+        return _redirect_with(request, lab, text, ok=ok)
+    return render(
+        request,
+        "labs/panels/consumer_notice.html",
+        {"notice": text if ok else None, "error": None if ok else text},
+        status=200 if ok else UNAVAILABLE,
+    )
+
+
 # --- The page -------------------------------------------------------------------------------
 
 
@@ -380,4 +408,5 @@ def _page_context(request: HttpRequest, lab: Lab, viewer: Viewer) -> dict:
         "lane_window": settings.LAB_LANE_WINDOW,
         "lab_idle_hours": settings.LAB_IDLE_EXPIRY_SECONDS / 3600,
         "consumer_form": ConsumerConfigForm(),
+        **contract_selectors.editor_context(lab=lab),
     }

@@ -22,3 +22,16 @@ def registry_url(request: HttpRequest | None = None) -> str:
 
 def is_embedded() -> bool:
     return not settings.SCHEMA_REGISTRY_URL
+
+
+def registry_url_for_lab(lab_id: int) -> str:
+    """The registry as the app uses it on a lab's behalf. For the embedded registry it carries the
+    lab's credentials (which a classroom's write rule asks for); never show it on a page."""
+    url = registry_url()
+    if not is_embedded():
+        return url
+    from kafkalab.registry.credentials import lab_credentials
+
+    user, password = lab_credentials(lab_id)
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{user}:{password}@{rest}"

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from kafkalab.labs.concurrency import kafka_view
+from kafkalab.labs.concurrency import registry_view
 from kafkalab.registry import selectors, services
 from kafkalab.registry.compatibility import LEVELS, level_parse
 from kafkalab.registry.errors import (
@@ -41,7 +41,7 @@ def error_response(status: int, error_code: int, message: str) -> HttpResponse:
 
 
 def registry_api(*methods: str):
-    """CSRF-exempt (an API, not a form), run in the Kafka view pool, errors as Confluent's."""
+    """CSRF-exempt (an API, not a form), run in the registry's own pool, errors as Confluent's."""
 
     def decorate(view):
         @functools.wraps(view)
@@ -59,7 +59,7 @@ def registry_api(*methods: str):
                     response["WWW-Authenticate"] = 'Basic realm="kafkalab schema registry"'
                 return response
 
-        return csrf_exempt(kafka_view(guarded))
+        return csrf_exempt(registry_view(guarded))
 
     return decorate
 

@@ -321,7 +321,8 @@ def forget_processes_of_a_previous_run() -> None:
 def _load_history(session: LabSession) -> None:
     """What earlier runs saved: consumers (stopped now), emails (to judge duplicates), the timeline."""
     live = session.live
-    live.load_emails(list(OutboxEmail.objects.filter(lab_id=session.lab_id).values_list("partition", "offset")))
+    sent = OutboxEmail.objects.filter(lab_id=session.lab_id, missed=False)  # a missed email was never sent
+    live.load_emails(list(sent.values_list("partition", "offset")))
     for row in NotificationConsumer.objects.filter(lab_id=session.lab_id):
         try:
             config = ConsumerConfig.from_dict(row.config)

@@ -1,8 +1,9 @@
 """The lab observer: sees the lab from outside and keeps its live model.
 
 One thread per watched lab:
-- reads every partition of the orders topic with a TopicTail (no group, read_uncommitted),
-  keeping a bounded window of recent records per lane;
+- reads every partition of the orders topic and of its dead-letter topic with one TopicTail (no
+  group, read_uncommitted), keeping a bounded window of recent records per lane; a dead letter's
+  headers mark the orders record it points at as poison;
 - takes the group probe's latest snapshot (partitions with leader, ISR and offsets; the group;
   its committed offsets);
 - combines that with the consumer processes' own reports (LabLive) into the model
@@ -30,13 +31,21 @@ from kafkalab.kafka.config import client_config
 from kafkalab.kafka.errors import KafkaUnavailable
 from kafkalab.kafka.group_watch import GroupSnapshot, ProbeHub, probe_hub
 from kafkalab.kafka.groups import GroupDescription
-from kafkalab.kafka.tail import TailRecord, TopicTail
+from kafkalab.kafka.tail import TailPartition, TailRecord, TopicTail
 from kafkalab.labs import facts
 from kafkalab.labs.events import decode_key, event_type_of
 from kafkalab.runner import model
 from kafkalab.runner.lag_history import LagHistory
 from kafkalab.runner.live import LabLive
-from kafkalab.runner.protocol import LabModel, LabPanels, LabRecords, Message, lab_publish
+from kafkalab.runner.protocol import (
+    DLQ_VIEW,
+    ORDERS_VIEW,
+    LabModel,
+    LabPanels,
+    LabRecords,
+    Message,
+    lab_publish,
+)
 from lessons.tracker import LessonTracker
 
 log = logging.getLogger(__name__)
@@ -56,6 +65,7 @@ BATCH = 2000
 # that comes meanwhile ends the wait at once, so this costs no latency, only wake-ups.
 IDLE_WAIT = 0.1
 PUSH_RECHECK = 0.005  # seconds between looks at whether the last record push was delivered
+DEAD_LETTERS_REMEMBERED = 1000  # dead letters whose orders record is marked poison, newest kept
 
 
 class PushBudget:
@@ -105,6 +115,39 @@ class LaneState:
         return max(known) if known else None
 
 
+class TopicView:
+    """One topic the page draws as lanes: the orders topic, or another of the lab's topics (the
+    dead-letter topic; later the invoices), each partition a LaneState."""
+
+    def __init__(self, *, view: str, topic: str, window: int) -> None:
+        self.view, self.topic, self.window = view, topic, window
+        self.lanes: dict[int, LaneState] = {}
+
+    def lane(self, partition: int) -> LaneState:
+        lane = self.lanes.get(partition)
+        if lane is None:
+            lane = self.lanes[partition] = LaneState(partition, self.window)
+        return lane
+
+    def lane_data(self, *, with_records: bool) -> list[dict]:
+        """Its lanes, for a topic the lab's group does not read (the orders lanes say more)."""
+        lanes = []
+        for partition, lane in sorted(self.lanes.items()):
+            data = model.log_lane_data(view=self.view, partition=partition, state=lane.state, log_end=lane.log_end)
+            if with_records:
+                data["records"] = list(lane.records)
+            lanes.append(data)
+        return lanes
+
+    def topic_data(self) -> dict:
+        """The topic and its partitions, as state.json lists topics."""
+        partitions = [
+            {**(lane.state or {"partition": p}), "log_end": lane.log_end} for p, lane in sorted(self.lanes.items())
+        ]
+        lanes = self.lane_data(with_records=False)
+        return {"name": self.topic, "role": self.view, "partitions": partitions, "records": model.records_held(lanes)}
+
+
 class LabObserver:
     def __init__(
         self,
@@ -116,9 +159,12 @@ class LabObserver:
         loop: asyncio.AbstractEventLoop,
         layer,
         lessons: LessonTracker | None = None,
+        dlq_topic: str | None = None,
     ) -> None:
         self.lab_id = lab_id
         self.topic = topic
+        # lab-<id>.orders.dlq: named after the orders topic, as the lab names it.
+        self.dlq_topic = dlq_topic or f"{topic}.dlq"
         self.group_id = group_id
         self.live = live
         self.lessons = lessons
@@ -127,7 +173,13 @@ class LabObserver:
         self._loop = loop
         self._layer = layer
         self._lock = threading.Lock()
-        self._lanes: dict[int, LaneState] = {}
+        self._orders = TopicView(view=ORDERS_VIEW, topic=topic, window=self.window)
+        self._lanes = self._orders.lanes
+        # The lab's other topics, drawn below the orders lanes, in this order.
+        self._others = [TopicView(view=DLQ_VIEW, topic=self.dlq_topic, window=self.window)]
+        self._views = {view.topic: view for view in (self._orders, *self._others)}
+        # Orders records a dead letter points at ((partition, offset) → dead_letter_data), oldest first.
+        self._dead_lettered: dict[tuple[int, int], dict] = {}
         # Recent records no consumer has emailed yet (partition → offset → key): the candidates for
         # missed emails. Emailed ones leave it, so it stays small however busy the lab is.
         self._unemailed: dict[int, dict[int, str | None]] = {}
@@ -166,12 +218,18 @@ class LabObserver:
 
     def model(self, *, with_records: bool = True) -> dict[str, Any]:
         """The whole lab, as plain data."""
+        blocked = self._blocked()
         with self._lock:
-            lanes = self._lane_data(with_records=with_records)
+            lanes = self._lane_data(with_records=with_records, blocked=blocked)
+            views = [self._view_data(view, with_records=with_records) for view in self._others]
             missed = self._missed()
             partitions = [
-                {**(lane.state or {"partition": p}), "log_end": lane.log_end} for p, lane in sorted(self._lanes.items())
+                {**(lane.state or {"partition": p}), "log_end": lane.log_end, "blocked_at": blocked.get(p)}
+                for p, lane in sorted(self._lanes.items())
             ]
+            orders = {"name": self.topic, "role": ORDERS_VIEW, "partitions": partitions, "error": self._group_error}
+            others = [view.topic_data() for view in self._others]
+            poison = self._poison()
             group = model.group_data(
                 group_id=self.group_id,
                 group=self._group,
@@ -180,15 +238,23 @@ class LabObserver:
                 error=self._group_error,
             )
         return {
-            "lab": {"id": self.lab_id, "name": f"lab-{self.lab_id}", "topic": self.topic, "group_id": self.group_id},
-            "topics": [{"name": self.topic, "role": "orders", "partitions": partitions, "error": self._group_error}],
+            "lab": {
+                "id": self.lab_id,
+                "name": f"lab-{self.lab_id}",
+                "topic": self.topic,
+                "dlq_topic": self.dlq_topic,
+                "group_id": self.group_id,
+            },
+            "topics": [orders, *others],
             "lanes": lanes,
+            "views": views,
+            "poison": poison,
             "groups": [group],
             **model.live_data(self.live),
             "outbox": model.outbox_data(self.live, missed),
         }
 
-    def _lane_data(self, *, with_records: bool, with_lag_history: bool = True) -> list[dict]:
+    def _lane_data(self, *, with_records: bool, blocked: dict[int, int], with_lag_history: bool = True) -> list[dict]:
         owners, positions = self.live.owners(), self.live.positions()
         lanes = []
         for partition, lane in sorted(self._lanes.items()):
@@ -200,11 +266,25 @@ class LabObserver:
                 owner=owners.get(partition),
                 positions=positions.get(partition, []),
                 lag_history=lane.lag_history.as_data() if with_lag_history else None,
+                blocked_at=blocked.get(partition),
             )
             if with_records:
                 data["records"] = list(lane.records)
             lanes.append(data)
         return lanes
+
+    def _view_data(self, view: TopicView, *, with_records: bool) -> dict:
+        return model.view_data(view=view.view, topic=view.topic, lanes=view.lane_data(with_records=with_records))
+
+    def _blocked(self) -> dict[int, int]:
+        """Orders partitions a crash-looping consumer is stuck on, by the processes' reports."""
+        with self.live.lock:
+            return dict(getattr(self.live, "blocked", {}))
+
+    def _poison(self) -> list[dict]:
+        with self.live.lock:
+            reported = dict(getattr(self.live, "poison", {}))
+        return model.poison_data(reported=reported, dead_lettered=self._dead_lettered)
 
     def _missed(self) -> list[facts.Missed]:
         with self.live.lock:
@@ -226,7 +306,7 @@ class LabObserver:
         probe.watch(group_id=self.group_id, topic=self.topic)
         started = time.monotonic()
         try:
-            tail = TopicTail(self.topic, window=ANALYSIS_WINDOW, config=client_config())
+            tail = TopicTail(list(self._views), window=ANALYSIS_WINDOW, config=client_config())
             self._sync(tail, probe, started)
             self._publish(LabModel(model=self.model()))
             self._loop_until_stopped(tail, probe, started)
@@ -239,7 +319,7 @@ class LabObserver:
                 tail.close()
 
     def _loop_until_stopped(self, tail: TopicTail, probe: ProbeHub, started: float) -> None:
-        fresh: dict[int, list[dict]] = {}
+        fresh: dict[tuple[str, int], list[dict]] = {}  # (view, partition) → records not pushed yet
         budget = PushBudget(rate=PUSHES_PER_SECOND, burst=PUSH_BURST)
         last_poll = last_panels = last_lesson = 0.0
         lesson_due = False  # something changed that the current lesson step may be waiting for
@@ -247,9 +327,9 @@ class LabObserver:
         while not self._stop.is_set() and not self._loop.is_closed():
             # Records waiting to go out may wait only until their push is due, not for the next record.
             wait = self._push_wait(budget) if fresh else IDLE_WAIT
-            for record in self._read(tail, wait):
+            for view, record in self._read(tail, wait):
                 lesson_due = True
-                lane = fresh.setdefault(record["partition"], [])
+                lane = fresh.setdefault((view, record["partition"]), [])
                 lane.append(record)
                 if len(lane) > 2 * self.window:  # a lane shows `window` records: older ones would go anyway
                     del lane[: -self.window]
@@ -286,20 +366,26 @@ class LabObserver:
             return PUSH_RECHECK
         return budget.wait(time.monotonic())
 
-    def _read(self, tail: TopicTail, wait: float) -> list[dict]:
-        """What arrived: at once if something waits, else the first record to come within `wait`.
-        Only the newest `window` records of each partition are shown: the rest are counted."""
+    def _read(self, tail: TopicTail, wait: float) -> list[tuple[str, dict]]:
+        """What arrived, as (view, record): at once if something waits, else the first record to
+        come within `wait`. Only the newest `window` records of each partition are shown: the
+        rest are counted."""
         records = tail.poll(max_records=BATCH, timeout=0)
         if not records and wait > 0:
             records = tail.poll(max_records=1, timeout=wait)
-        still_to_come = Counter(record.partition for record in records)
+        still_to_come = Counter((record.topic, record.partition) for record in records)
         shown = []
         for record in records:
-            still_to_come[record.partition] -= 1
-            if still_to_come[record.partition] >= self.window:
+            still_to_come[record.topic, record.partition] -= 1
+            scrolls_out = still_to_come[record.topic, record.partition] >= self.window
+            if record.topic != self.topic:
+                view = self._views[record.topic]
+                if (added := self._add_to_view(view, record, shown=not scrolls_out)) is not None:
+                    shown.append((view.view, added))
+            elif scrolls_out:
                 self._count(record)
             elif (added := self._add(record)) is not None:
-                shown.append(added)
+                shown.append((ORDERS_VIEW, added))
         return shown
 
     def _count(self, record: TailRecord) -> None:
@@ -327,6 +413,44 @@ class LabObserver:
             self._remember_unemailed(record.partition, record.offset, data["key"])
         return data
 
+    def _add_to_view(self, view: TopicView, record: TailRecord, *, shown: bool) -> dict | None:
+        """A record of another of the lab's topics. A dead letter also marks the orders record
+        it points at, even when it scrolls out of its own lane at once."""
+        try:
+            data = model.record_data(
+                partition=record.partition,
+                offset=record.offset,
+                key=decode_key(record.key),
+                event_type=event_type_of(record.headers, record.value),
+                timestamp_ms=record.timestamp_ms,
+            )
+            if view.view == DLQ_VIEW:
+                data["dead_letter"] = model.dead_letter_data(record.headers)
+        except Exception:  # whatever a foreign client wrote, the lab goes on
+            log.exception(
+                "lab %s: could not read %s at %s@%s", self.lab_id, view.topic, record.partition, record.offset
+            )
+            return None
+        with self._lock:
+            if data.get("dead_letter"):
+                self._note_dead_letter(data["dead_letter"])
+            lane = view.lane(record.partition)
+            if shown:
+                lane.add(data)
+            else:
+                lane.seen_end = max(lane.seen_end or 0, record.offset + 1)
+        return data if shown else None
+
+    def _note_dead_letter(self, letter: dict) -> None:
+        points_here = letter["topic"] in ("", self.topic)  # a dead letter of this lab's orders
+        if not points_here or letter["partition"] is None or letter["offset"] is None:
+            return
+        where = (letter["partition"], letter["offset"])
+        self._dead_lettered.pop(where, None)  # the newest dead letter of a record speaks for it
+        self._dead_lettered[where] = letter
+        if len(self._dead_lettered) > DEAD_LETTERS_REMEMBERED:
+            del self._dead_lettered[next(iter(self._dead_lettered))]
+
     def _remember_unemailed(self, partition: int, offset: int, key: str | None) -> None:
         pending = self._unemailed.setdefault(partition, {})
         pending[offset] = key
@@ -334,23 +458,22 @@ class LabObserver:
             del pending[next(iter(pending))]  # offsets arrive in order: the first is the oldest
 
     def _lane(self, partition: int) -> LaneState:
-        lane = self._lanes.get(partition)
-        if lane is None:
-            lane = self._lanes[partition] = LaneState(partition, self.window)
-        return lane
+        return self._orders.lane(partition)
 
     def _sync(self, tail: TopicTail, probe: ProbeHub, started: float) -> bool:
         """Pick up new partitions and the probe's latest snapshot. True when the lanes changed."""
         snapshot = probe.latest(self.group_id)
-        added = []
+        added: list[TailPartition] = []
         if self._partitions_may_have_changed(tail, snapshot):
             self._partitions_checked_at = time.monotonic()
             # A broker down or slow: keep tailing what we have, and look again soon.
             with contextlib.suppress(KafkaUnavailable):
                 added = tail.refresh_partitions()
         with self._lock:
-            for partition in added:
-                self._lane(partition)
+            for found in added:
+                lane = self._views[found.topic].lane(found.partition)
+                if found.topic != self.topic:  # the probe watches the orders topic only
+                    lane.state = model.tail_partition_data(found)
             if snapshot is not None:
                 self._apply_snapshot(snapshot)
         if snapshot is not None or time.monotonic() - started > READY_TIMEOUT:
@@ -363,7 +486,9 @@ class LabObserver:
         requested, self._partitions_requested = self._partitions_requested, False
         probed = {p.partition for p in snapshot.partitions} if snapshot is not None else set()
         overdue = time.monotonic() - self._partitions_checked_at >= PARTITIONS_CHECK_INTERVAL
-        return requested or overdue or not tail.partitions or not probed <= set(tail.partitions)
+        # A missing dead-letter topic is looked for only now and then: it may never come.
+        reading = set(tail.partitions[self.topic])
+        return requested or overdue or not reading or not probed <= reading
 
     def _apply_snapshot(self, snapshot: GroupSnapshot) -> None:
         for state in snapshot.partitions:
@@ -379,15 +504,18 @@ class LabObserver:
 
     # Publishing ---------------------------------------------------------------------------------
 
-    def _publish_records(self, fresh: dict[int, list[dict]]) -> None:
+    def _publish_records(self, fresh: dict[tuple[str, int], list[dict]]) -> None:
         appends = [
             # A lane shows `window` records at most, so older ones in this batch would be trimmed anyway.
-            {"partition": p, "records": records[-self.window :]}
-            for p, records in sorted(fresh.items())
+            {"view": view, "partition": p, "records": records[-self.window :]}
+            for (view, p), records in sorted(fresh.items())
         ]
+        blocked = self._blocked()
         with self._lock:
             # The lag charts go out with the panels; a records push stays small.
-            lanes = self._lane_data(with_records=False, with_lag_history=False)
+            lanes = self._lane_data(with_records=False, blocked=blocked, with_lag_history=False)
+            for view in self._others:
+                lanes += view.lane_data(with_records=False)
         self._records_push = self._publish(LabRecords(appends=appends, lanes=lanes), wait=False)
 
     def _check_lesson(self) -> None:

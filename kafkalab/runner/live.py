@@ -6,11 +6,13 @@ lab's model (kafkalab.runner.model). Every access goes through `lock`.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from kafkalab.kafka.consumer_config import LIVE_STATUSES, ConsumerConfig, ConsumerStatus, GroupProtocol
 from kafkalab.labs import facts
@@ -22,6 +24,10 @@ PALETTE = ["#2b59c3", "#d9480f", "#2f9e44", "#ae3ec9", "#0c8599", "#e8590c", "#5
 # a live member's heartbeat interval, since that is when it learns that the group rebalances).
 REBALANCE_QUIET_SECONDS = 1.5
 HEARTBEAT_MARGIN_SECONDS = 0.5
+# Poison records remembered for the lanes (the newest per record), and dead-lettered records
+# remembered so that they are not counted as missed emails: both bounded, oldest dropped first.
+POISON_KEPT = 500
+SET_ASIDE_KEPT = 10_000
 
 
 @dataclass
@@ -36,10 +42,34 @@ class ConsumerLive:
     last_error: str = ""
     emailed: int = 0
     colour: str = PALETTE[0]
+    # Poison records met, by what this consumer's failure policy did with them.
+    skipped: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    # Crashes on poison records since the learner last started it, and how many in a row without
+    # getting past the record it crashed on (that sets the wait before the next restart).
+    crashes: int = 0
+    crash_streak: int = 0
+    crashed_on: tuple[int, int] | None = None
+    restart_at: float | None = None
 
     @property
     def live(self) -> bool:
         return self.status in LIVE_STATUSES
+
+    def failure_data(self, now: float | None = None) -> dict:
+        """What its failure policy did so far, for its card and state.json."""
+        now = time.time() if now is None else now
+        restart_in = None if self.restart_at is None else max(0, math.ceil(self.restart_at - now))
+        return {
+            "skipped": self.skipped,
+            "dead_lettered": self.dead_lettered,
+            "retries": self.retries,
+            "crashes": self.crashes,
+            "crash_looping": self.crash_streak >= CRASH_LOOP_STREAK,
+            "crashed_on": list(self.crashed_on) if self.crashed_on else None,
+            "restart_in_s": restart_in,
+        }
 
     @property
     def partitions_attr(self) -> str:
@@ -77,6 +107,10 @@ class RebalanceLive:
         return rebalance
 
 
+# Crashes in a row on one record that the card calls a crash loop.
+CRASH_LOOP_STREAK = 2
+
+
 @dataclass
 class Email:
     consumer: str
@@ -86,6 +120,29 @@ class Email:
     event_type: str | None
     at: float
     duplicate: bool = False
+    # A record the consumer skipped (failure policy "skip"): no email went out, and `reason` says why.
+    missed: bool = False
+    reason: str | None = None
+
+
+class PoisonAction(StrEnum):
+    CRASHED = "crashed"
+    SKIPPED = "skipped"
+    DEAD_LETTERED = "dead-lettered"
+    RETRYING = "retrying"
+
+
+@dataclass(frozen=True)
+class Poison:
+    """A record a consumer's reader could not process, and what its failure policy did."""
+
+    consumer: str
+    partition: int
+    offset: int
+    reason: str  # a readers.Failure value, or why it waits (registry unreachable, dead-letter write failed)
+    message: str
+    action: str  # a PoisonAction value
+    at: float
 
 
 class LabLive:
@@ -102,6 +159,13 @@ class LabLive:
         self.emails_sent = 0
         self.duplicates_sent = 0  # kept as emails come, so a busy lab never recounts them all
         self.unsaved_emails: list[Email] = []
+        # Poison records, newest last (at most POISON_KEPT), and partitions a crash-policy
+        # consumer is stuck on: partition → the offset it crashes on.
+        self.poison: dict[tuple[int, int], Poison] = {}
+        self.blocked: dict[int, int] = {}
+        self._blocked_by: dict[int, str] = {}
+        # Dead-lettered records: not emailed, yet not lost either (a replay brings them back).
+        self._set_aside: dict[tuple[int, int], None] = {}
 
     # Consumers --------------------------------------------------------------------------------
 
@@ -195,6 +259,11 @@ class LabLive:
 
     def note_email(self, email: Email) -> None:
         with self.lock:
+            if email.missed:
+                # Counted as missed by the observer once the group commits past it (facts.missed).
+                self.recent_emails.appendleft(email)
+                self.unsaved_emails.append(email)
+                return
             key = (email.partition, email.offset)
             self.email_counts[key] += 1
             email.duplicate = facts.is_duplicate(self.email_counts[key])
@@ -221,8 +290,62 @@ class LabLive:
             return self.duplicates_sent
 
     def in_flight(self) -> set[tuple[int, int]]:
+        """Records nobody emailed that are not missed either: being processed by a live consumer,
+        or set aside on the dead-letter topic."""
         with self.lock:
-            return set().union(*(c.in_flight for c in self.consumers.values() if c.live))
+            return set().union(self._set_aside, *(c.in_flight for c in self.consumers.values() if c.live))
+
+    # Poison records ---------------------------------------------------------------------------
+
+    def note_poison(self, poison: Poison) -> None:
+        """A consumer met a poison record; a crash blocks its partition until someone gets past it."""
+        key = (poison.partition, poison.offset)
+        with self.lock:
+            self.poison.pop(key, None)  # the newest report of a record goes last
+            self.poison[key] = poison
+            while len(self.poison) > POISON_KEPT:
+                del self.poison[next(iter(self.poison))]
+            if poison.action == PoisonAction.CRASHED:
+                self.blocked[poison.partition] = poison.offset
+                self._blocked_by[poison.partition] = poison.consumer
+            elif poison.action in (PoisonAction.SKIPPED, PoisonAction.DEAD_LETTERED):
+                self.note_passed(poison.consumer, poison.partition, poison.offset)
+            if poison.action == PoisonAction.DEAD_LETTERED:
+                self._set_aside[key] = None
+                while len(self._set_aside) > SET_ASIDE_KEPT:
+                    del self._set_aside[next(iter(self._set_aside))]
+
+    def note_received(self, consumer: str, partition: int, offset: int) -> None:
+        """A consumer read the record at `offset`: it is past every earlier one."""
+        with self.lock:
+            if offset > self.blocked.get(partition, offset):
+                self._unblock(partition)
+            self._got_past(consumer, partition, offset - 1)
+
+    def note_passed(self, consumer: str, partition: int, offset: int) -> None:
+        """A consumer finished with the record at `offset` (emailed, skipped or set it aside)."""
+        with self.lock:
+            if self.blocked.get(partition) == offset:
+                self._unblock(partition)
+            self._got_past(consumer, partition, offset)
+
+    def _got_past(self, consumer: str, partition: int, offset: int) -> None:
+        # Past the record it last crashed on: no longer a crash loop, so the next crash restarts soon.
+        live = self.consumers.get(consumer)
+        if live is not None and live.crashed_on is not None:
+            crashed_partition, crashed_offset = live.crashed_on
+            if partition == crashed_partition and offset >= crashed_offset:
+                live.crash_streak, live.crashed_on = 0, None
+
+    def unblock_consumer(self, consumer: str) -> None:
+        """The consumer was stopped, killed or removed: it blocks nothing any more."""
+        with self.lock:
+            for partition in [p for p, name in self._blocked_by.items() if name == consumer]:
+                self._unblock(partition)
+
+    def _unblock(self, partition: int) -> None:
+        self.blocked.pop(partition, None)
+        self._blocked_by.pop(partition, None)
 
     def reset(self) -> None:
         with self.lock:
@@ -234,4 +357,8 @@ class LabLive:
             self.emails_sent = 0
             self.duplicates_sent = 0
             self.unsaved_emails = []
+            self.poison.clear()
+            self.blocked.clear()
+            self._blocked_by.clear()
+            self._set_aside.clear()
             self.consumers.clear()  # the reset removed them (after stopping their processes)

@@ -9,17 +9,27 @@ kafkalab.labs.facts.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from kafkalab.kafka import dead_letters
 from kafkalab.kafka.groups import GroupDescription
+from kafkalab.kafka.tail import TailPartition
 from kafkalab.kafka.topics import PartitionState
-from kafkalab.labs import facts
+from kafkalab.labs import facts, records
 from kafkalab.runner.live import ConsumerLive, Email, LabLive, RebalanceLive
+from kafkalab.runner.protocol import ORDERS_VIEW
 
 # How many missed records the model lists by offset (the count covers them all).
 MISSED_LISTED = 50
+# How many poison records the model lists: the newest, enough for every box a page shows.
+POISON_LISTED = 100
+
+# What a dead letter's header says, cut to what a box, a tooltip and state.json can show.
+REASON_CHARS = 40
+ERROR_CHARS = 300
+NAME_CHARS = 60
 
 
 def iso(at: float | None) -> str | None:
@@ -40,6 +50,70 @@ def partition_data(state: PartitionState) -> dict:
     return dataclasses.asdict(state)
 
 
+def tail_partition_data(found: TailPartition) -> dict:
+    """A partition of a topic the probe does not watch (the DLQ), as the tail found it: its log
+    end grows with the records read after that (LaneState.log_end)."""
+    return {
+        "partition": found.partition,
+        "leader": found.leader,
+        "replicas": found.replicas,
+        "isr": found.isr,
+        "log_start": found.log_start,
+        "log_end": found.log_end,
+        "last_stable": None,
+    }
+
+
+# --- Dead letters and poison records ----------------------------------------------------------
+
+
+def dead_letter_data(headers: Iterable[tuple[str, bytes | None]]) -> dict | None:
+    """Where a dead letter came from and why, from its kafkalab.dlq.* headers; None when it has
+    none (a foreign client's record). Whatever the headers hold, this never raises."""
+    found = {name: raw for name, raw in headers if dead_letters.is_dead_letter_header(name)}
+    if not found:
+        return None
+    return {
+        "topic": _header_text(found.get(dead_letters.TOPIC), NAME_CHARS),
+        "partition": _header_int(found.get(dead_letters.PARTITION)),
+        "offset": _header_int(found.get(dead_letters.OFFSET)),
+        "reason": _header_text(found.get(dead_letters.REASON), REASON_CHARS) or "unknown",
+        "error": _header_text(found.get(dead_letters.ERROR), ERROR_CHARS),
+        "consumer": _header_text(found.get(dead_letters.CONSUMER), NAME_CHARS),
+        "at_ms": _header_int(found.get(dead_letters.TIME)),
+    }
+
+
+def _header_text(raw: bytes | None, limit: int) -> str:
+    return records.display_text(raw, limit=limit) if raw else ""
+
+
+def _header_int(raw: bytes | None) -> int | None:
+    if not raw or len(raw) > 20:  # no offset or time has more digits: nonsense, not a number to cut
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def poison_data(
+    *, reported: Mapping[tuple[int, int], Any], dead_lettered: Mapping[tuple[int, int], dict]
+) -> list[dict]:
+    """The orders topic's poison records, by partition and offset: the newest POISON_LISTED of
+    what the consumer processes reported (live.Poison) and what the dead-letter topic holds. A
+    dead letter wins where both speak: Kafka holds it, whichever client set the record aside."""
+    marks: dict[tuple[int, int], tuple[float, dict]] = {}
+    for (partition, offset), poison in reported.items():
+        mark = {"reason": str(poison.reason), "message": poison.message[:ERROR_CHARS], "consumer": poison.consumer}
+        marks[(partition, offset)] = (poison.at, {**mark, "action": str(poison.action)})
+    for (partition, offset), letter in dead_lettered.items():
+        mark = {"reason": letter["reason"], "message": letter["error"], "consumer": letter["consumer"]}
+        marks[(partition, offset)] = ((letter["at_ms"] or 0) / 1000, {**mark, "action": "dead-lettered"})
+    newest = sorted(marks.items(), key=lambda item: item[1][0])[-POISON_LISTED:]
+    return [{"partition": partition, "offset": offset, **mark} for (partition, offset), (_, mark) in sorted(newest)]
+
+
 def lane_data(
     *,
     partition: int,
@@ -49,11 +123,14 @@ def lane_data(
     owner: ConsumerLive | None,
     positions: Sequence[tuple[ConsumerLive, int]] = (),
     lag_history: dict | None = None,
+    blocked_at: int | None = None,
 ) -> dict:
-    """One partition as a lane shows it (without its records). `positions`: each live consumer
-    reading it and the next offset it will read; `lag_history`: LagHistory.as_data()."""
+    """One partition of the orders topic as a lane shows it (without its records). `positions`:
+    each live consumer reading it and the next offset it will read; `lag_history`:
+    LagHistory.as_data(); `blocked_at`: the offset a crash-looping consumer is stuck on."""
     state = state or {}
     data = {
+        "view": ORDERS_VIEW,
         "partition": partition,
         "leader": state.get("leader"),
         "isr": state.get("isr", []),
@@ -69,10 +146,35 @@ def lane_data(
             {"consumer": consumer.name, "position": position, "colour": consumer.colour}
             for consumer, position in positions
         ],
+        "blocked_at": blocked_at,
     }
     if lag_history is not None:
         data["lag_history"] = lag_history
     return data
+
+
+def log_lane_data(*, view: str, partition: int, state: dict | None, log_end: int | None) -> dict:
+    """One partition of a topic the lab's group does not read (the DLQ), as its lane shows it:
+    where its log starts and ends."""
+    state = state or {}
+    return {
+        "view": view,
+        "partition": partition,
+        "leader": state.get("leader"),
+        "isr": state.get("isr", []),
+        "log_start": state.get("log_start"),
+        "log_end": log_end,
+    }
+
+
+def records_held(lanes: Iterable[dict]) -> int:
+    """How many records a topic holds: each partition's log end minus its log start."""
+    return sum(max(0, (lane["log_end"] or 0) - (lane["log_start"] or 0)) for lane in lanes)
+
+
+def view_data(*, view: str, topic: str, lanes: list[dict]) -> dict:
+    """Another of the lab's topics, drawn as lanes below the orders topic's."""
+    return {"view": view, "topic": topic, "records": records_held(lanes), "lanes": lanes}
 
 
 def group_data(
@@ -113,6 +215,7 @@ def consumer_data(consumer: ConsumerLive) -> dict:
         "positions": {str(p): offset for p, offset in sorted(consumer.positions.items())},
         "emailed": consumer.emailed,
         "colour": consumer.colour,
+        "failures": consumer.failure_data(),
     }
 
 
@@ -135,6 +238,8 @@ def email_data(email: Email) -> dict:
         "event_type": email.event_type,
         "at": iso(email.at),
         "duplicate": email.duplicate,
+        "missed": email.missed,
+        "reason": email.reason,
     }
 
 

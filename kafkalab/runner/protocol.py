@@ -23,6 +23,10 @@ RUNNER_CHANNEL = "lab-runner"
 CLUSTER_GROUP = "cluster"
 # How long a web request waits for the runner to answer before telling the learner it is busy.
 ASK_TIMEOUT_SECONDS = 20.0
+# The topics a lab draws as lanes ("views"), named in the lanes, appends and views of updates: the
+# orders topic (the model's `lanes`, read by the lab's group) and the others (its `views`).
+ORDERS_VIEW = "orders"
+DLQ_VIEW = "dlq"
 
 
 def lab_group(lab_id: int) -> str:

@@ -17,10 +17,14 @@ from datetime import UTC, datetime
 from channels.db import database_sync_to_async
 
 from kafkalab.kafka.config import client_config
-from kafkalab.kafka.consumer_config import ConsumerConfig, ConsumerStatus
+from kafkalab.kafka.consumer_config import ConsumerConfig, ConsumerStatus, FailurePolicy
+from kafkalab.kafka.notification_service import POISON_EXIT_CODE
 from kafkalab.labs import records
+from kafkalab.labs.errors import LabError
 from kafkalab.labs.models import Lab, NotificationConsumer, OutboxEmail, Rebalance
-from kafkalab.runner.live import Email, LabLive
+from kafkalab.labs.services.topics import dead_letter_topic_ensure
+from kafkalab.registry import registry_url
+from kafkalab.runner.live import ConsumerLive, Email, LabLive, Poison, PoisonAction
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,12 @@ REPORT_LINE_LIMIT = 1 << 20
 READ_CHUNK = 1 << 16
 ORDER_ID_CHARS = OutboxEmail._meta.get_field("order_id").max_length
 EVENT_TYPE_CHARS = OutboxEmail._meta.get_field("event_type").max_length
+REASON_CHARS = OutboxEmail._meta.get_field("reason").max_length
+POISON_TEXT_LIMIT = 300
+# A consumer that crashed on a poison record is started again after 1 s, then 2, 4, 8 and 10 s
+# while it keeps crashing without getting past the record.
+RESTART_BACKOFF_SECONDS = 1.0
+RESTART_BACKOFF_CAP_SECONDS = 10.0
 
 
 class Supervisor:
@@ -43,13 +53,27 @@ class Supervisor:
         self.processes: dict[str, subprocess.Popen] = {}
         self._readers: dict[str, asyncio.Task] = {}
         self._deliberate: dict[str, ConsumerStatus] = {}  # name → STOPPED or KILLED, set by us
+        self._restarts: dict[str, asyncio.TimerHandle] = {}  # crash-looping consumers, waiting
+        self._starting: set[asyncio.Task] = set()  # restarts under way (held, so they are not collected)
+        self._launching: set[str] = set()
 
     # Commands ---------------------------------------------------------------------------------
 
-    async def start(self, name: str) -> None:
+    async def start(self, name: str, *, after_crash: bool = False) -> None:
+        """Start the consumer's process: asked by the learner, or `after_crash` on a poison record."""
         record = await _consumer_row(self.lab_id, name)
-        if record is None or name in self.processes:
+        if after_crash and name not in self._restarts:
+            return  # stopped or killed while it waited
+        self._cancel_restart(name)
+        if record is None or name in self.processes or name in self._launching:
             return
+        self._launching.add(name)  # a second start while this one awaits the topic starts nothing
+        try:
+            await self._launch(name, record, after_crash=after_crash)
+        finally:
+            self._launching.discard(name)
+
+    async def _launch(self, name: str, record: NotificationConsumer, *, after_crash: bool) -> None:
         try:
             config = ConsumerConfig.from_dict(record.config)
         except (TypeError, ValueError) as exc:  # saved by an older version, or edited by hand
@@ -59,7 +83,12 @@ class Supervisor:
             )
             return
         live = self.live.consumer(name, config)
-        live.status, live.last_error, live.assigned = ConsumerStatus.STARTING, "", []
+        with self.live.lock:
+            live.status, live.assigned, live.restart_at = ConsumerStatus.STARTING, [], None
+            if not after_crash:  # a crash loop keeps its count and its error on the card
+                live.last_error, live.crashes, live.crash_streak, live.crashed_on = "", 0, 0, None
+        if config.dead_letters:
+            await _dead_letter_topic_ensure(self.lab_id)
         settings = self._service_settings(name, live.config)
         try:
             process = subprocess.Popen(
@@ -77,12 +106,15 @@ class Supervisor:
         self._deliberate.pop(name, None)
         live.pid = process.pid
         self.on_change()
-        await _save_consumer(self.lab_id, name, status=ConsumerStatus.STARTING, pid=process.pid, last_error="")
+        await _save_consumer(
+            self.lab_id, name, status=ConsumerStatus.STARTING, pid=process.pid, last_error=live.last_error
+        )
 
     async def stop(self, name: str) -> None:
         """Graceful: SIGTERM; the process closes its consumer, which leaves the group at once."""
         process = self.processes.get(name)
         if process is None:
+            await self._end_crash_loop(name, ConsumerStatus.STOPPED)
             return
         self._deliberate[name] = ConsumerStatus.STOPPED
         self.live.expect_rebalance(f"{name} stopped and left the group", at=time.time(), starts_now=True)
@@ -95,6 +127,7 @@ class Supervisor:
         """SIGKILL: no goodbye to the group, which waits for the session timeout."""
         process = self.processes.get(name)
         if process is None:
+            await self._end_crash_loop(name, ConsumerStatus.KILLED)
             return
         self._deliberate[name] = ConsumerStatus.KILLED
         timeout = self.live.consumer(name).config.session_timeout_ms
@@ -109,6 +142,8 @@ class Supervisor:
 
     async def reap(self) -> None:
         """Stop every process gracefully (so the group empties at once), killing stragglers."""
+        for name in list(self._restarts):
+            await self._end_crash_loop(name, ConsumerStatus.STOPPED)
         for name, process in list(self.processes.items()):
             self._deliberate[name] = ConsumerStatus.STOPPED
             with contextlib.suppress(ProcessLookupError):
@@ -138,7 +173,44 @@ class Supervisor:
             # The child asks Linux to end it when this process dies: no orphans, ever.
             "parent_pid": os.getpid(),
             "config": config.as_dict(),
+            "dlq_topic": lab.dlq_topic,
+            "registry_url": registry_url(),
         }
+
+    # Crash loops ------------------------------------------------------------------------------
+
+    async def _crash_loop(self, name: str, live: ConsumerLive, error: str) -> None:
+        """It crashed on a poison record: start it again after a wait that grows while it keeps
+        crashing (as Kubernetes' CrashLoopBackOff does), until the learner stops or kills it."""
+        with self.live.lock:
+            live.crashes += 1
+            live.crash_streak += 1
+            delay = min(RESTART_BACKOFF_CAP_SECONDS, RESTART_BACKOFF_SECONDS * 2 ** (live.crash_streak - 1))
+            live.restart_at = time.time() + delay
+        self._restarts[name] = asyncio.get_running_loop().call_later(delay, self._restart_after_crash, name)
+        await self._set_status(name, ConsumerStatus.RESTARTING, error=error)
+
+    def _restart_after_crash(self, name: str) -> None:
+        # Its handle stays in _restarts until the process starts: a Stop meanwhile still ends the loop.
+        task = asyncio.get_running_loop().create_task(self.start(name, after_crash=True))
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+
+    def _cancel_restart(self, name: str) -> None:
+        handle = self._restarts.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    async def _end_crash_loop(self, name: str, status: ConsumerStatus) -> None:
+        """Stop or Kill while it waits to be restarted: it stays down, and blocks nothing."""
+        if name not in self._restarts:
+            return
+        self._cancel_restart(name)
+        live = self.live.consumer(name)
+        with self.live.lock:
+            live.restart_at = None
+        self.live.unblock_consumer(name)
+        await self._set_status(name, status)
 
     # Reports ----------------------------------------------------------------------------------
 
@@ -179,9 +251,13 @@ class Supervisor:
                 where = (report["partition"], report["offset"])
                 live.positions[where[0]] = where[1] + 1
                 live.in_flight.add(where)
+                self.live.note_received(name, *where)
             elif event == "emailed":
                 live.in_flight.discard((report["partition"], report["offset"]))
                 live.emailed += 1
+                self.live.note_passed(name, report["partition"], report["offset"])
+            elif event == "poison":
+                self._poison(live, report, at)
             elif event == "error":
                 live.last_error = str(report.get("message", ""))[:ERROR_TEXT_LIMIT]
         if event == "emailed":
@@ -193,6 +269,35 @@ class Supervisor:
         elif event == "error":
             await _save_consumer(self.lab_id, name, last_error=live.last_error)
         self.on_change()
+
+    def _poison(self, live: ConsumerLive, report: dict, at: float) -> None:
+        """A record its reader could not process, and what the failure policy did with it."""
+        action = PoisonAction(report["action"])
+        where = (report["partition"], report["offset"])
+        reason = _db_text(report.get("reason"), POISON_TEXT_LIMIT)
+        poison = Poison(
+            consumer=live.name,
+            partition=where[0],
+            offset=where[1],
+            reason=reason,
+            message=_db_text(report.get("message"), POISON_TEXT_LIMIT),
+            action=str(action),
+            at=at,
+        )
+        if action != PoisonAction.RETRYING:
+            live.in_flight.discard(where)
+        if action == PoisonAction.CRASHED:
+            live.crashed_on = where
+        elif action == PoisonAction.SKIPPED:
+            live.skipped += 1
+            # No email goes out for it: the outbox shows it as missed, with the reason.
+            missed = Email(live.name, *where, None, None, at, missed=True, reason=reason[:REASON_CHARS])
+            self.live.note_email(missed)
+        elif action == PoisonAction.DEAD_LETTERED:
+            live.dead_lettered += 1
+        else:
+            live.retries += 1
+        self.live.note_poison(poison)
 
     def _assignment(self, live, event: str, partitions: list[int], at: float) -> None:
         if event == "assigned":
@@ -221,6 +326,12 @@ class Supervisor:
         else:
             status = ConsumerStatus.CRASHED
             error = live.last_error or _last_line(stderr) or f"exited with code {returncode}"
+            if returncode == POISON_EXIT_CODE and live.config.failure_policy == FailurePolicy.CRASH:
+                await self._crash_loop(name, live, error)
+                return
+        if status != ConsumerStatus.CRASHED:
+            # A crash keeps the blocked partition: nobody reads past the record.
+            self.live.unblock_consumer(name)
         await self._set_status(name, status, error=error)
 
     async def _set_status(self, name: str, status: ConsumerStatus, *, error: str | None = None) -> None:
@@ -232,7 +343,7 @@ class Supervisor:
         fields = {"status": status}
         if error is not None:
             fields["last_error"] = live.last_error
-        if not status.is_live:
+        if not status.is_live or status == ConsumerStatus.RESTARTING:
             fields["pid"] = None
         await _save_consumer(self.lab_id, name, **fields)
         self.on_change()
@@ -291,6 +402,15 @@ def _as_datetime(at: float) -> datetime:
     return datetime.fromtimestamp(at, tz=UTC)
 
 
+async def _dead_letter_topic_ensure(lab_id: int) -> None:
+    """Labs made before dead-letter topics existed get theirs when a consumer needs it."""
+    try:
+        # Kafka's admin calls, not the database's: a thread of its own, not the database thread.
+        await asyncio.to_thread(dead_letter_topic_ensure, lab=Lab(pk=lab_id))
+    except LabError as exc:  # the process says so when it can't write a dead letter
+        log.warning("lab %s: %s", lab_id, exc)
+
+
 @database_sync_to_async
 def _consumer_row(lab_id: int, name: str) -> NotificationConsumer | None:
     return NotificationConsumer.objects.filter(lab_id=lab_id, name=name).first()
@@ -312,6 +432,8 @@ def _save_emails(lab_id: int, emails: list[Email]) -> None:
             order_id=_db_text(email.order_id, ORDER_ID_CHARS),
             event_type=_db_text(email.event_type, EVENT_TYPE_CHARS),
             sent_at=_as_datetime(email.at),
+            missed=email.missed,
+            reason=_db_text(email.reason, REASON_CHARS),
         )
         for email in emails
     )

@@ -1,25 +1,29 @@
 // Partition lanes: keep each lane to its window of recent events, mark the inspected box, and
 // place the committed-offset and position markers on the log.
 // The server appends new event boxes over the websocket (htmx oob swaps); this trims the oldest
-// so the page stays light at any event rate.
+// so the page stays light at any event rate. Every topic's lanes (the orders topic, the
+// dead-letter topic) sit in a `.lanes[data-topic]` group with its own window.
 (function () {
   "use strict";
 
   function trimLanes() {
-    const lanes = document.getElementById("lanes");
-    if (!lanes) return;
-    const windowSize = parseInt(lanes.dataset.window || "40", 10);
-    lanes.querySelectorAll(".lane-events").forEach(function (lane) {
-      const extra = lane.children.length - windowSize;
-      for (let i = 0; i < extra; i++) lane.firstElementChild.remove();
+    document.querySelectorAll(".lanes[data-window]").forEach(function (lanes) {
+      const windowSize = parseInt(lanes.dataset.window || "40", 10);
+      lanes.querySelectorAll(".lane-events").forEach(function (lane) {
+        const extra = lane.children.length - windowSize;
+        for (let i = 0; i < extra; i++) lane.firstElementChild.remove();
+      });
     });
   }
 
-  // Fade what the group has committed; underline what its owner has read but not committed.
+  // Fade what the group has committed; underline what its owner has read but not committed; a
+  // lane a crash-looping consumer is stuck on says so on the lane itself too.
   function markProgress() {
     document.querySelectorAll(".lane").forEach(function (lane) {
       const meta = lane.querySelector(".lane-meta");
       if (!meta) return;
+      if (meta.dataset.blocked === undefined) lane.removeAttribute("data-blocked");
+      else lane.dataset.blocked = meta.dataset.blocked;
       const committed = meta.dataset.committed === "" ? -1 : Number(meta.dataset.committed);
       const position = meta.dataset.position === "" ? -1 : Number(meta.dataset.position);
       lane.querySelectorAll(".event[data-offset]").forEach(function (box) {
@@ -95,11 +99,22 @@
     labels.forEach(function (l) { l.label.style.left = l.left - l.x + "px"; });
   }
 
+  // The inspected box, by its lane and offset: a box redrawn in place (marked poison) stays selected.
+  let selected = null;
+
   function markSelected(event) {
     const box = event.target.closest && event.target.closest(".event[data-offset]");
     if (!box) return;
     document.querySelectorAll(".event.is-selected").forEach(function (el) { el.classList.remove("is-selected"); });
     box.classList.add("is-selected");
+    selected = { lane: box.parentElement.id, offset: box.dataset.offset };
+  }
+
+  function keepSelected() {
+    if (!selected || document.querySelector(".event.is-selected")) return;
+    const lane = document.getElementById(selected.lane);
+    const box = lane && lane.querySelector('.event[data-offset="' + selected.offset + '"]');
+    if (box) box.classList.add("is-selected");
   }
 
   // Tell the lab's socket when a push is drawn: the server sends the next records push then, so
@@ -110,7 +125,7 @@
     requestAnimationFrame(function () { setTimeout(function () { socket.send("drawn"); }, 0); });
   }
 
-  document.addEventListener("htmx:wsAfterMessage", function (event) { trimLanes(); markProgress(); placeMarks(); sayDrawn(event); });
+  document.addEventListener("htmx:wsAfterMessage", function (event) { trimLanes(); markProgress(); keepSelected(); placeMarks(); sayDrawn(event); });
   window.addEventListener("resize", placeMarks);
   document.addEventListener("click", markSelected);
 })();

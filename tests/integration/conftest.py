@@ -161,7 +161,8 @@ def open_lab(kafka_cluster: LocalCluster, lab_ids_apart, lab_channel_layers) -> 
     yield open_
     if opened:
         admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap_servers()})
-        for future in admin.delete_topics([f"lab-{lab_id}.orders" for lab_id in opened]).values():
+        topics = [topic for lab_id in opened for topic in (f"lab-{lab_id}.orders", f"lab-{lab_id}.orders.dlq")]
+        for future in admin.delete_topics(topics).values():
             # Already gone (a test may delete it) or Kafka is busy: a leftover topic is harmless.
             with contextlib.suppress(Exception):
                 future.result(timeout=30)

@@ -246,6 +246,7 @@ async def test_an_observer_is_refused_every_action_and_nothing_changes(
                 f"consumers/{name}/kill/": {},
                 f"consumers/{name}/restart/": {},
                 "reset/": {},
+                "dlq/replay/": {},
                 "share/": {},
                 "share/revoke/": {},
             }

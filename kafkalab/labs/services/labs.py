@@ -6,7 +6,9 @@ after the Kafka work, and undone when Kafka refuses.
 
 from __future__ import annotations
 
+import logging
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -23,6 +25,8 @@ from kafkalab.kafka.group_watch import group_delete_isolated
 from kafkalab.kafka.producer import producers_refresh
 from kafkalab.labs.errors import LabError, LabLimitReached
 from kafkalab.labs.models import Lab
+from kafkalab.labs.services.contracts import contract_forget
+from kafkalab.labs.services.topics import dead_letter_topic_ensure
 from kafkalab.runner.protocol import (
     LabClosed,
     LabReap,
@@ -32,6 +36,8 @@ from kafkalab.runner.protocol import (
     runner_ask_sync,
     runner_send_sync,
 )
+
+logger = logging.getLogger(__name__)
 
 INITIAL_PARTITIONS = 4
 # A reset waits this long for the runner to stop the lab's consumers (each has 10 s to leave).
@@ -95,10 +101,13 @@ def lab_topics_ensure(*, lab: Lab) -> None:
             producers_refresh(lab.orders_topic, expected=INITIAL_PARTITIONS, config=client_config())
     except (KafkaUnavailable, KafkaRefused) as exc:
         raise LabError(f"Kafka could not create this lab's topics: {exc}") from exc
+    dead_letter_topic_ensure(lab=lab)
 
 
-def lab_reset(*, lab: Lab) -> None:
-    """Stop the lab's consumers, delete and recreate its topics and group, forget its history."""
+def lab_reset(*, lab: Lab) -> str | None:
+    """Stop the lab's consumers, delete and recreate its topics and group, forget its history and
+    its registry subject. Returns what could not be done without failing the reset (the registry
+    being down), or None."""
     with transaction.atomic():
         locked = Lab.objects.select_for_update().get(pk=lab.pk)
         if locked.is_resetting:
@@ -114,6 +123,7 @@ def lab_reset(*, lab: Lab) -> None:
             _consumers_reap(lab=lab)
         _topics_delete(lab=lab)
         _group_delete(lab=lab)
+        registry_note = contract_forget(lab=lab)
         lab.orders.all().delete()
         lab.emails.all().delete()
         lab.rebalances.all().delete()
@@ -121,6 +131,7 @@ def lab_reset(*, lab: Lab) -> None:
         runner_send_sync(LabReset(lab_id=lab.pk))
     finally:
         Lab.objects.filter(pk=lab.pk).update(reset_started_at=None)
+    return registry_note
 
 
 def _consumers_reap(*, lab: Lab) -> None:
@@ -136,8 +147,15 @@ def _consumers_reap(*, lab: Lab) -> None:
 
 
 def _group_delete(*, lab: Lab) -> None:
+    """The consumers' group, and the one that holds "Replay DLQ"'s cursor: both at once, since
+    each is deleted by a process of its own."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(_one_group_delete, [lab.group_id, lab.dlq_replay_id]))
+
+
+def _one_group_delete(group_id: str) -> None:
     try:
-        group_delete_isolated(client=client_config(), group_id=lab.group_id)
+        group_delete_isolated(client=client_config(), group_id=group_id)
     except KafkaRefused:
         # A killed consumer stays a member until its session times out, so the group can't be
         # deleted yet. Nothing is lost: Kafka drops a deleted topic's committed offsets itself.
@@ -154,6 +172,9 @@ def lab_delete(*, lab_id: int) -> None:
         return
     _topics_delete(lab=lab)
     _group_delete(lab=lab)
+    registry_note = contract_forget(lab=lab)
+    if registry_note:  # the lab goes anyway: a leftover subject holds only schemas, and the log names it
+        logger.warning("expired %s: %s", lab.prefix, registry_note)
     lab.delete()
 
 

@@ -14,6 +14,7 @@ from kafkalab.labs import events
 from kafkalab.labs.errors import LabError
 from kafkalab.labs.models import Lab, LabOrder
 from kafkalab.labs.rate_limit import produce_budget
+from kafkalab.labs.services import contracts as contract_services
 
 
 @dataclass
@@ -61,8 +62,9 @@ def _send(*, lab: Lab, records: list[OutgoingRecord], partitioner: str = LabOrde
     return shared_producer(client_config(partitioner=str(partitioner))).send(lab.orders_topic, records)
 
 
-def _record_for(order: LabOrder, event_type: str, payload: dict) -> OutgoingRecord:
-    return OutgoingRecord(key=order.key, value=events.encode(payload), headers=events.headers_for(event_type))
+def _record_for(order: LabOrder, event_type: str, value: bytes, *, lab: Lab) -> OutgoingRecord:
+    headers = contract_services.order_headers(lab=lab, event_type=event_type)
+    return OutgoingRecord(key=order.key, value=value, headers=headers)
 
 
 def order_create(
@@ -74,14 +76,17 @@ def order_create(
     key_strategy: str,
     partitioner: str = LabOrder.Partitioner.MURMUR2,
 ) -> ProduceOutcome:
-    """One OrderCreated. Of concurrent requests for one orderId, one is written; the others are refused."""
+    """One OrderCreated, in the lab's current encoding. Of concurrent requests for one orderId, one
+    is written; the others are refused."""
+    write = contract_services.order_writer(lab=lab)
     order = _order_reserve(
         lab=lab, order_id=order_id, customer_id=customer_id, key_strategy=key_strategy, partitioner=partitioner
     )
     result = None
     try:
         payload = events.order_created(order_id=order_id, customer_id=customer_id, items=items)
-        result = _send(lab=lab, records=[_record_for(order, LabOrder.Status.CREATED, payload)], partitioner=partitioner)
+        record = _record_for(order, LabOrder.Status.CREATED, write(payload), lab=lab)
+        result = _send(lab=lab, records=[record], partitioner=partitioner)
     finally:
         # Only what Kafka acknowledged is remembered, so a failed order leaves no trace.
         if result is not None and result.complete:
@@ -106,6 +111,7 @@ def orders_burst(*, lab: Lab, count: int, key_strategy: str) -> ProduceOutcome:
     if not 1 <= count <= settings.LAB_MAX_BURST:
         raise LabError(f"A burst is 1 to {settings.LAB_MAX_BURST} orders.")
     rng = random.Random()
+    write = contract_services.order_writer(lab=lab)
     orders, records = [], []
     for _ in range(count):
         body = events.sample_order(rng)
@@ -117,7 +123,7 @@ def orders_burst(*, lab: Lab, count: int, key_strategy: str) -> ProduceOutcome:
             acknowledged=True,
         )
         orders.append(order)
-        records.append(_record_for(order, LabOrder.Status.CREATED, body))
+        records.append(_record_for(order, LabOrder.Status.CREATED, write(body), lab=lab))
     result = _send(lab=lab, records=records)
     if result.complete:
         LabOrder.objects.bulk_create(orders)
@@ -134,8 +140,12 @@ def order_advance(*, lab: Lab, order_id: str) -> ProduceOutcome:
     next_status = order.next_status
     if next_status is None:
         raise LabError(f"Order {order.order_id[:8]} is already shipped.")
+    refusal = contract_services.lifecycle_refusal(lab=lab, event_type=next_status)
+    if refusal is not None:
+        raise LabError(refusal)
     payload = events.order_status_changed(order_id=order.order_id, customer_id=order.customer_id)
-    result = _send(lab=lab, records=[_record_for(order, next_status, payload)], partitioner=order.partitioner)
+    record = _record_for(order, next_status, events.encode(payload), lab=lab)
+    result = _send(lab=lab, records=[record], partitioner=order.partitioner)
     if result.complete:
         order.status = next_status
         order.save(update_fields=["status"])

@@ -1,4 +1,4 @@
-"""The lab's topic: more partitions, and which keys move because of them."""
+"""The lab's topics: more partitions (and which keys move because of them), and the dead-letter topic."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from kafkalab.kafka import topics as kafka_topics
 from kafkalab.kafka.admin import shared_admin
 from kafkalab.kafka.config import client_config
 from kafkalab.kafka.errors import KafkaRefused, KafkaUnavailable
+from kafkalab.kafka.notification_service import DEAD_LETTER_MAX_BYTES
 from kafkalab.kafka.partitioner import partition_for
 from kafkalab.kafka.producer import producers_refresh
 from kafkalab.labs.errors import LabError
@@ -17,6 +18,8 @@ from kafkalab.labs.models import Lab, LabOrder
 from kafkalab.runner.protocol import LabRefresh, runner_send_sync
 
 KEYS_CHECKED = 200
+# The dead letters are one lane on the page, in the order they were set aside.
+DEAD_LETTER_PARTITIONS = 1
 
 
 @dataclass(frozen=True)
@@ -70,3 +73,23 @@ def _key_moves(lab: Lab, before: int, after: int) -> dict:
         if partition_for(key, before) != partition_for(key, after)
     ]
     return {"moves": moves, "keys_checked": len(keys)}
+
+
+def dead_letter_topic_ensure(*, lab: Lab) -> None:
+    """The lab's dead-letter topic, made if it is missing (labs older than it have none). It takes
+    any record of the orders topic with the headers that say why it was set aside."""
+    admin = shared_admin(client_config())
+    try:
+        if kafka_topics.partition_count(admin, lab.dlq_topic) is not None:
+            return
+        replication = min(3, kafka_topics.broker_count(admin))
+        kafka_topics.topic_create(
+            admin,
+            lab.dlq_topic,
+            partitions=DEAD_LETTER_PARTITIONS,
+            replication=replication,
+            config={"min.insync.replicas": str(min(2, replication)), "max.message.bytes": str(DEAD_LETTER_MAX_BYTES)},
+            exist_ok=True,
+        )
+    except (KafkaUnavailable, KafkaRefused) as exc:
+        raise LabError(f"Kafka could not create this lab's dead-letter topic: {exc}") from exc

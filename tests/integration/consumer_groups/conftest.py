@@ -86,7 +86,9 @@ def open_lab(lab_server: Server, kafka_cluster: LocalCluster) -> Iterator[Callab
         assert all(c["pid"] is None for c in lab.state()["consumers"])
     admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap_servers()})
     if opened:
-        for future in admin.delete_topics([lab.topic for lab in opened]).values():
+        for future in admin.delete_topics(
+            [topic for lab in opened for topic in (lab.topic, f"{lab.topic}.dlq")]
+        ).values():
             with contextlib.suppress(Exception):  # a leftover topic is harmless
                 future.result(timeout=30)
 

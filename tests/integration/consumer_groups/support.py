@@ -224,6 +224,7 @@ CARD = re.compile(r'data-consumer="([^"]+)" data-partitions="([^"]*)" data-statu
 LANE_META = re.compile(r'id="lane-(\d+)-meta" data-committed="(\d*)" data-position="(\d*)"')
 STEP = re.compile(r'data-step="([^"]+)" data-step-status="([^"]+)"')
 OUTBOX = re.compile(r'data-sent="(\d+)".*?data-duplicates="(\d+)".*?data-missed="(\d+)"', re.S)
+MISSED_REASON = re.compile(r'data-missed-reason="([^"]*)"')
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,7 @@ class PageState:
     cards: dict[str, Card] = field(default_factory=dict)
     positions: dict[int, int | None] = field(default_factory=dict)
     outbox: tuple[int, int, int] | None = None  # sent, duplicates, missed
+    missed_reasons: list[str] = field(default_factory=list)  # of the skipped records the outbox lists
     steps: dict[str, str] = field(default_factory=dict)  # lesson step → its status
 
     def apply(self, fragment: str) -> None:
@@ -258,6 +260,7 @@ class PageState:
             self.steps = dict(STEP.findall(fragment))
         if (outbox := OUTBOX.search(fragment)) is not None:
             self.outbox = tuple(int(n) for n in outbox.groups())
+            self.missed_reasons = MISSED_REASON.findall(fragment)
 
 
 class LabSocket:

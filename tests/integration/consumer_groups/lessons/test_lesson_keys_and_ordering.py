@@ -68,7 +68,9 @@ def test_keys_and_ordering_step_by_step(lab: Lab, page: LabSocket, kafka_cluster
     # c. A burst of orders keyed by orderId reaches at least three of the four partitions.
     lab.burst(20)
     why = flat(walk.wait_passed("keys-spread"))
-    assert "Your 20 keyed records landed in" in why, why
+    # The step passes as soon as Kafka shows three partitions used: maybe before all 20 are read.
+    landed = re.search(r"Your (\d+) keyed records landed in (\d) of the topic's 4 partitions", why)
+    assert landed and 3 <= int(landed[1]) <= 20 and int(landed[2]) >= 3, why
     example = EXAMPLE.search(why)
     assert example, why
     key, shown_hash = example["key"], int(example["hash"])

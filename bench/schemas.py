@@ -1,26 +1,76 @@
-"""Section `schemas`: the embedded schema registry, and what contracts cost OrderService.
+"""Section `schemas`: the embedded schema registry, what contracts cost OrderService, and poison pills.
 
-On a cluster and daphne of the section's own, through confluent-kafka's SchemaRegistryClient
-(the client any learner's code would use):
-- register: a new version of a subject (POST /subjects/<s>/versions), which writes it to the
-  `_schemas` topic and waits until the registry has read it back;
-- lookup by id, cold: a fresh client's first GET /schemas/ids/<id> (an HTTP round trip);
-- lookup by id, cached: the same client again (a consumer's cost per record after the first).
+On one cluster and daphne of the section's own:
+- registry, through confluent-kafka's SchemaRegistryClient (the client any learner's code would
+  use): register a new version of a subject (POST /subjects/<s>/versions, which writes it to the
+  `_schemas` topic and waits until the registry has read it back); lookup by id, cold (a fresh
+  client's first GET /schemas/ids/<id>) and cached (the same client again: a consumer's cost per
+  record after the first);
+- produce throughput per encoding: a learner's burst of 1,000 through the app, in a lab per
+  encoding (switched with the contract's encoding form), the burst form's POST timed; then the
+  topic is read back for the records' mean size;
+- poison record → dead letter on screen: in Chromium, a lab with a dead-letter NotificationService;
+  a foreign client (a plain Producer) writes random bytes to the orders topic; from Kafka's ack to
+  the dead letter's box appearing in the page's DLQ lane (a MutationObserver's Date.now(): the
+  browser and the bench share this machine's clock);
+- crash loop: a crash-policy NotificationService and one poison record; state.json, polled, says
+  when each crash was counted and each new process started.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import statistics
 import time
 
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from bench.report import Figure, percentile, progress
 from bench.server import lab_stack
+from tests.harness.browser import VIEWPORT, launch_chromium
+from tests.harness.http_browser import Browser
+from tests.harness.lab_page import INITIAL_PARTITIONS, add_consumer, open_lab
+from tests.integration.consumer_groups.support import Lab, wait_for
 
 PORT_BASE = 64092
+BROKERS = 3
 REGISTRATIONS = 60
 LOOKUPS = 200
+
+ENCODINGS = {"json": "plain JSON", "json-schema": "JSON Schema", "avro": "Avro"}
+BURST = 1000
+BURST_ROUNDS = 5  # timed, after one untimed burst per encoding
+
+DEAD_LETTER_SAMPLES = 16  # the first is shown apart: it opens the consumer's dead-letter producer
+CRASHES = 5  # and a restart after each: the waits 1, 2, 4, 8 and 10 s
+POLL_SECONDS = 0.05
+# Bounds on waiting, not expectations of speed.
+JOIN_TIMEOUT_MS = 60_000
+DEAD_LETTER_TIMEOUT_MS = 30_000
+CRASH_LOOP_TIMEOUT_S = 120.0
+KAFKA_TIMEOUT_S = 30.0
+
+
+def run() -> list[Figure]:
+    with lab_stack("schemas", port_base=PORT_BASE, brokers=BROKERS) as (cluster, server):
+        bootstrap = cluster.bootstrap_servers(BROKERS)
+        return [
+            *_registry_figures(f"{server.url}/registry"),
+            *_throughput_figures(server.url, bootstrap),
+            *_dead_letter_figures(server.url, bootstrap),
+            *_crash_loop_figures(server.url, bootstrap),
+        ]
+
+
+def _timed(call, *args) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = call(*args)
+    return (time.perf_counter() - started) * 1000, result
+
+
+# --- the registry ---------------------------------------------------------------------------
 
 
 def _schema(n: int) -> Schema:
@@ -29,12 +79,6 @@ def _schema(n: int) -> Schema:
         {"name": f"extra{i}", "type": "string", "default": ""} for i in range(n)
     ]
     return Schema(json.dumps({"type": "record", "name": "OrderCreated", "fields": fields}), "AVRO")
-
-
-def _timed(call, *args) -> tuple[float, object]:
-    started = time.perf_counter()
-    result = call(*args)
-    return (time.perf_counter() - started) * 1000, result
 
 
 def _registry_figures(url: str) -> list[Figure]:
@@ -65,6 +109,292 @@ def _registry_figures(url: str) -> list[Figure]:
     ]
 
 
-def run() -> list[Figure]:
-    with lab_stack("schemas", port_base=PORT_BASE) as (_cluster, server):
-        return _registry_figures(f"{server.url}/registry")
+# --- produce throughput per encoding --------------------------------------------------------
+
+
+def _throughput_figures(url: str, bootstrap: str) -> list[Figure]:
+    labs = {encoding: _lab_writing(url, encoding) for encoding in ENCODINGS}
+    try:
+        progress(f"bursts of {BURST}: {BURST_ROUNDS} timed per encoding, the encodings taking turns")
+        seconds: dict[str, list[float]] = {encoding: [] for encoding in ENCODINGS}
+        for round_ in range(BURST_ROUNDS + 1):
+            # Taking turns: a noisy moment on the machine hits every encoding alike.
+            for encoding, lab in labs.items():
+                elapsed = _burst_seconds(lab)
+                if round_:  # the first burst of each lab warms its serializer and schema lookup
+                    seconds[encoding].append(elapsed)
+        return [
+            figure for encoding, lab in labs.items() for figure in _encoding_figures(encoding, lab, seconds, bootstrap)
+        ]
+    finally:
+        for lab in labs.values():
+            lab.reset()
+
+
+def _lab_writing(url: str, encoding: str) -> Lab:
+    """A learner's lab whose OrderService writes `encoding`, switched by the contract's form."""
+    lab = Lab.open(Browser(url))
+    if encoding != "json":
+        response = lab.browser.post(lab.url("contract/encoding/"), {"encoding": encoding})
+        if response.status != 200:
+            raise RuntimeError(f"switching to {encoding} answered {response.status}: {response.text[:300]}")
+    writer = lab.state()["schema_registry"]["writer"]
+    if writer["encoding"] != encoding:
+        raise RuntimeError(f"lab {lab.lab_id} writes {writer['encoding']}, not {encoding}")
+    return lab
+
+
+def _burst_seconds(lab: Lab) -> float:
+    """The burst form's POST, timed: what the learner waits for a burst of BURST orders."""
+    while True:
+        started = time.perf_counter()
+        response = lab.browser.post(lab.url("orders/burst/"), {"count": BURST, "key_strategy": "orderId"})
+        elapsed = time.perf_counter() - started
+        if "Slow down" in response.text:  # the lab's produce budget refills at 2,000 events/s
+            time.sleep(0.5)
+            continue
+        if f"Kafka acknowledged all {BURST} orders" not in response.text:
+            raise RuntimeError(f"a burst of {BURST} failed ({response.status}): {response.text[:300]}")
+        return elapsed
+
+
+def _encoding_figures(encoding: str, lab: Lab, seconds: dict[str, list[float]], bootstrap: str) -> list[Figure]:
+    label = ENCODINGS[encoding]
+    records = _read_topic(bootstrap, lab.topic)
+    value_bytes = statistics.mean(len(value) for _, _, value, _ in records)
+    other_bytes = statistics.mean(len(key) + headers for _, key, _, headers in records)
+    timed = seconds[encoding]
+    return [
+        Figure(
+            f"{label}: burst of {BURST:,}",
+            BURST / statistics.median(timed),
+            "orders/s",
+            f"the POST timed, median of {len(timed)} (best {BURST / min(timed):.0f}/s)",
+            digits=0,
+        ),
+        Figure(
+            f"{label}: first → last CreateTime",
+            statistics.median(_burst_spans_ms(records)),
+            "ms",
+            f"median per burst: encoding and producing the {BURST:,}, without the request around it",
+            digits=0,
+        ),
+        Figure(
+            f"{label}: mean record value",
+            value_bytes,
+            "B",
+            f"read back from Kafka ({len(records):,} records); key and headers add {other_bytes:.0f} B",
+            digits=0,
+        ),
+    ]
+
+
+def _burst_spans_ms(records: list[tuple[int, bytes, bytes, int]]) -> list[float]:
+    """Per burst, its last record's CreateTime minus its first's: a lab's bursts follow one another,
+    so its records in CreateTime order fall into bursts of BURST."""
+    stamps = sorted(timestamp for timestamp, _, _, _ in records)
+    bursts = [stamps[i : i + BURST] for i in range(0, len(stamps), BURST)]
+    return [burst[-1] - burst[0] for burst in bursts if len(burst) == BURST]
+
+
+def _read_topic(bootstrap: str, topic: str) -> list[tuple[int, bytes, bytes, int]]:
+    """Every record of the topic: (CreateTime ms, key, value, bytes of header names and values)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench-schemas-sizes",  # never joined: partitions are assigned
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=KAFKA_TIMEOUT_S).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        records, unread = [], set(partitions)
+        deadline = time.monotonic() + KAFKA_TIMEOUT_S
+        while unread and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=1000, timeout=0.5):
+                if message.error() is None:
+                    headers = sum(len(name) + len(value or b"") for name, value in message.headers() or [])
+                    records.append((message.timestamp()[1], message.key() or b"", message.value() or b"", headers))
+                elif message.error().code() == KafkaError._PARTITION_EOF:
+                    unread.discard(message.partition())
+        if unread:
+            raise RuntimeError(f"{topic}: could not read partitions {sorted(unread)} to their end")
+        return records
+    finally:
+        consumer.close()
+
+
+# --- poison record → dead letter on screen --------------------------------------------------
+
+# Installed before any page script runs: for each dead letter's box, the first time it is added
+# to a DLQ lane, [Date.now(), the dead letter's CreateTime], by the record it came from ("P1@5").
+DEAD_LETTER_OBSERVER_JS = """
+window.__deadLetters = {};
+new MutationObserver((mutations) => {
+  const now = Date.now();
+  for (const mutation of mutations) {
+    for (const node of mutation.addedNodes) {
+      if (node.nodeType !== 1) continue;
+      const boxes = node.matches('.event--dead-letter') ? [node] : node.querySelectorAll('.event--dead-letter');
+      for (const box of boxes) {
+        if (!box.closest('.lane[data-dlq-lane]') || box.dataset.origin in window.__deadLetters) continue;
+        window.__deadLetters[box.dataset.origin] = [now, Number(box.dataset.ts)];
+      }
+    }
+  }
+}).observe(document, { childList: true, subtree: true });
+"""
+
+
+def _dead_letter_figures(url: str, bootstrap: str) -> list[Figure]:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.add_init_script(DEAD_LETTER_OBSERVER_JS)
+            topic = open_lab(page, url)
+            name = add_consumer(page, failure_policy="dead-letter")
+            card = page.locator(f'[data-consumer="{name}"]')
+            expect(card).to_have_attribute("data-partitions", "0,1,2,3", timeout=JOIN_TIMEOUT_MS)
+            progress(
+                f"{DEAD_LETTER_SAMPLES} poison records into {topic}, one at a time, each until its dead letter shows"
+            )
+            producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+            samples = [
+                _poison_to_dead_letter(page, producer, topic, partition=n % INITIAL_PARTITIONS)
+                for n in range(DEAD_LETTER_SAMPLES)
+            ]
+        finally:
+            browser.close()
+    (first_on_screen, _), rest = samples[0], samples[1:]
+    on_screen = [shown for shown, _ in rest]
+    written = [written for _, written in rest]
+    return [
+        Figure(
+            "poison → dead letter on screen, first",
+            first_on_screen,
+            "ms",
+            "opens the consumer's DLQ producer",
+            digits=0,
+        ),
+        Figure(
+            "poison → dead letter on screen, p50",
+            percentile(on_screen, 50),
+            "ms",
+            "Kafka's ack → the box in the DLQ lane",
+            digits=0,
+        ),
+        Figure(
+            "poison → dead letter on screen, p99", percentile(on_screen, 99), "ms", f"{len(rest)} samples", digits=0
+        ),
+        Figure(
+            "poison → dead letter written, p50",
+            percentile(written, 50),
+            "ms",
+            f"ack → the dead letter's CreateTime (p99 {percentile(written, 99):.0f} ms): the consumer's part",
+            digits=0,
+        ),
+    ]
+
+
+def _poison_to_dead_letter(page, producer: Producer, topic: str, *, partition: int) -> tuple[float, float]:
+    """ms from Kafka's ack of a poison record to its dead letter's box in the page, and to the dead
+    letter's CreateTime."""
+    offset, acked_ms = _write_poison(producer, topic, partition)
+    origin = f"P{partition}@{offset}"
+    page.wait_for_function("(origin) => origin in window.__deadLetters", arg=origin, timeout=DEAD_LETTER_TIMEOUT_MS)
+    shown_ms, written_ms = page.evaluate("(origin) => window.__deadLetters[origin]", origin)
+    return shown_ms - acked_ms, written_ms - acked_ms
+
+
+def _write_poison(producer: Producer, topic: str, partition: int) -> tuple[int, float]:
+    """Random bytes, as a foreign client might write them; (offset, when Kafka acknowledged it, ms)."""
+    acked: list[tuple[object, object, float]] = []
+    # Not 0 first: a magic byte would make it an unknown schema id rather than undecodable bytes.
+    value = b"\xff" + os.urandom(63)
+    producer.produce(
+        topic,
+        partition=partition,
+        key=b"bench-poison",
+        value=value,
+        on_delivery=lambda error, message: acked.append((error, message, time.time() * 1000)),
+    )
+    producer.flush(KAFKA_TIMEOUT_S)
+    [(error, message, acked_ms)] = acked
+    if error is not None:
+        raise RuntimeError(f"Kafka refused the poison record: {error}")
+    return message.offset(), acked_ms
+
+
+# --- crash-loop restart cadence -------------------------------------------------------------
+
+
+def _crash_loop_figures(url: str, bootstrap: str) -> list[Figure]:
+    lab = Lab.open(Browser(url))
+    try:
+        name = lab.add_consumer(failure_policy="crash")
+        wait_for(
+            lambda: lab.consumers()[name]["assigned"] == list(range(INITIAL_PARTITIONS)),
+            f"{name} owning every partition",
+        )
+        progress(f"one poison record; following {name} over {CRASHES} crashes in state.json")
+        _write_poison(Producer({"bootstrap.servers": bootstrap, "acks": "all"}), lab.topic, 0)
+        crashes, restarts = _follow_crash_loop(lab, name)
+        lab.act(name, "stop")
+    finally:
+        lab.reset()
+    return _cadence_figures(crashes, restarts)
+
+
+def _follow_crash_loop(lab: Lab, name: str) -> tuple[list[float], list[float]]:
+    """When state.json first showed each crash counted and each new process started (time.monotonic()),
+    until CRASHES crashes and the restart after the last."""
+    crashes: list[float] = []
+    restarts: list[float] = []
+    pid = lab.consumers()[name]["pid"]
+    deadline = time.monotonic() + CRASH_LOOP_TIMEOUT_S
+    while len(restarts) < CRASHES:
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{name}: {len(crashes)} crashes, {len(restarts)} restarts in {CRASH_LOOP_TIMEOUT_S:.0f} s"
+            )
+        consumer = lab.consumers()[name]
+        now = time.monotonic()
+        crashes += [now] * (consumer["failures"]["crashes"] - len(crashes))
+        if consumer["pid"] not in (None, pid):
+            pid = consumer["pid"]
+            restarts.append(now)
+        time.sleep(POLL_SECONDS)
+    return crashes, restarts
+
+
+def _cadence_figures(crashes: list[float], restarts: list[float]) -> list[Figure]:
+    waits = [restart - crash for crash, restart in zip(crashes, restarts, strict=False)]
+    lives = [crash - restart for restart, crash in zip(restarts, crashes[1:], strict=False)]
+    between = [later - earlier for earlier, later in zip(restarts, restarts[1:], strict=False)]
+    resolution = f"state.json polled every {POLL_SECONDS * 1000:.0f} ms"
+    return [
+        Figure("crash loop: crashes", len(crashes), "", "on one poison record, then Stop", digits=0),
+        Figure(
+            "crash loop: crash → restart",
+            waits[0],
+            "s",
+            "each wait: " + ", ".join(f"{wait:.1f}" for wait in waits) + f" s ({resolution})",
+        ),
+        Figure(
+            "crash loop: restart → restart",
+            between[0],
+            "s",
+            "each interval: " + ", ".join(f"{gap:.1f}" for gap in between) + " s (the wait plus a process's life)",
+        ),
+        Figure(
+            "crash loop: a process's life",
+            statistics.mean(lives),
+            "s",
+            "mean, restart → crash counted: start, join, fetch, fail, exit",
+        ),
+    ]

@@ -672,3 +672,224 @@ def missed_email(lab: LabNow, params: dict) -> dict | None:
         "missed": outbox["missed"],
         "consumers": ", ".join(sorted(gone)) or "a consumer",
     }
+
+
+# --- contracts, the registry and poison pills --------------------------------------------------
+
+SCHEMA_SLACK_SECONDS = 1.0  # the registry's clock and the step's arming are both this machine's
+
+
+def _readers(lab: LabNow) -> dict[str, str]:
+    """Each consumer's reader (strict, tolerant, registry), by name; stopped ones included."""
+    return {c["name"]: c.get("config", {}).get("reader", "tolerant") for c in lab.consumers(live=False)}
+
+
+def _written_since(lab: LabNow, partition: int, offset: int) -> bool:
+    return offset >= lab.armed.get("log_ends", {}).get(str(partition), 0)
+
+
+def _order_record(lab: LabNow, partition: int, offset: int) -> dict | None:
+    for lane in lab.model.get("lanes", []):
+        if lane["partition"] == partition:
+            return next((r for r in lane.get("records", []) if r["offset"] == offset), None)
+    return None
+
+
+@check("emails_by_reader", facts={"consumer", "reader", "order_id", "partition", "offset", "count"}, reader="strict")
+def emails_by_reader(lab: LabNow, params: dict) -> dict | None:
+    """A record written since the step began, emailed by a consumer reading with `reader`."""
+    readers = _readers(lab)
+    sent = [
+        e
+        for e in _emails_since(lab)
+        if not e.get("missed")
+        and readers.get(e["consumer"]) == params["reader"]
+        and _written_since(lab, e["partition"], e["offset"])
+    ]
+    if not sent:
+        return None
+    email = sent[-1]
+    return {
+        "consumer": email["consumer"],
+        "reader": params["reader"],
+        "order_id": email.get("order_id") or "—",
+        "partition": email["partition"],
+        "offset": email["offset"],
+        "count": len(sent),
+    }
+
+
+@check(
+    "poison_by_reader",
+    facts={"consumer", "reader", "partition", "offset", "reason", "message", "action"},
+    reader="strict",
+    action="",
+)
+def poison_by_reader(lab: LabNow, params: dict) -> dict | None:
+    """A record written since the step began that a consumer reading with `reader` could not
+    process; with `action`, only one its failure policy handled that way (crashed, skipped,
+    dead-lettered, retrying)."""
+    readers = _readers(lab)
+    found = [
+        mark
+        for mark in lab.model.get("poison", [])
+        if readers.get(mark.get("consumer")) == params["reader"]
+        and (not params["action"] or mark.get("action") == params["action"])
+        and _written_since(lab, mark["partition"], mark["offset"])
+    ]
+    if not found:
+        return None
+    mark = found[-1]
+    return {
+        "consumer": mark["consumer"],
+        "reader": params["reader"],
+        "partition": mark["partition"],
+        "offset": mark["offset"],
+        "reason": mark.get("reason") or "—",
+        "message": mark.get("message") or "—",
+        "action": mark.get("action") or "—",
+    }
+
+
+@check("record_with_schema", facts={"partition", "offset", "schema_id", "key"})
+def record_with_schema(lab: LabNow, params: dict) -> dict | None:
+    """A record written since the step began in Confluent's wire format (magic byte, schema id)."""
+    framed = [r for r in lab.new_records() if r.get("schema_id") is not None]
+    if not framed:
+        return None
+    record = framed[-1]
+    return {
+        "partition": record["partition"],
+        "offset": record["offset"],
+        "schema_id": record["schema_id"],
+        "key": record.get("key") or "no key",
+    }
+
+
+def _registry_events_since(lab: LabNow, action: str) -> list[dict]:
+    since = lab.armed.get("at", 0) - SCHEMA_SLACK_SECONDS
+    return [
+        e for e in lab.model.get("registry_events", []) if e.get("action") == action and _epoch(e.get("at")) >= since
+    ]
+
+
+@check("schema_refused", facts={"subject", "level", "message"}, levels="")
+def schema_refused(lab: LabNow, params: dict) -> dict | None:
+    """The registry refused a new version of one of the lab's subjects since the step began,
+    under one of `levels` (comma-separated; any level when empty)."""
+    wanted = {level.strip().upper() for level in params["levels"].split(",") if level.strip()}
+    refused = [e for e in _registry_events_since(lab, "refused") if not wanted or (e.get("level") or "") in wanted]
+    if not refused:
+        return None
+    event = refused[-1]
+    return {"subject": event["subject"], "level": event.get("level") or "—", "message": event.get("message") or "—"}
+
+
+@check("schema_evolved", facts={"subject", "version", "schema_id", "partition", "offset", "consumer", "reader"})
+def schema_evolved(lab: LabNow, params: dict) -> dict | None:
+    """A new version registered since the step began, and a record written with it emailed."""
+    registered = {e["schema_id"]: e for e in _registry_events_since(lab, "registered") if (e.get("version") or 0) >= 2}
+    if not registered:
+        return None
+    readers = _readers(lab)
+    for email in reversed(_emails_since(lab)):
+        if email.get("missed"):
+            continue
+        record = _order_record(lab, email["partition"], email["offset"])
+        event = registered.get(record.get("schema_id")) if record else None
+        if event is not None:
+            return {
+                "subject": event["subject"],
+                "version": event["version"],
+                "schema_id": event["schema_id"],
+                "partition": email["partition"],
+                "offset": email["offset"],
+                "consumer": email["consumer"],
+                "reader": readers.get(email["consumer"], "—"),
+            }
+    return None
+
+
+@check("partition_blocked", facts={"partition", "offset", "consumer", "crashes", "lag", "others"}, crashes=2)
+def partition_blocked(lab: LabNow, params: dict) -> dict | None:
+    """A crash-policy consumer crashed at least `crashes` times on one record: its partition is
+    blocked there. `others`: how the group's other partitions fared meanwhile."""
+    crashing = [c for c in lab.consumers(live=False) if c.get("failures", {}).get("crashes", 0) >= params["crashes"]]
+    lanes = {lane["partition"]: lane for lane in lab.model.get("lanes", [])}
+    for consumer in crashing:
+        where = consumer["failures"].get("crashed_on")
+        lane = lanes.get(where[0]) if where else None
+        if lane is None or lane.get("blocked_at") is None:
+            continue
+        others = [
+            f"P{p}: committed {other.get('committed') if other.get('committed') is not None else 'nothing yet'}"
+            for p, other in sorted(lanes.items())
+            if p != where[0]
+        ]
+        return {
+            "partition": where[0],
+            "offset": lane["blocked_at"],
+            "consumer": consumer["name"],
+            "crashes": consumer["failures"]["crashes"],
+            "lag": _lag(lane),
+            "others": "; ".join(others) or "no other partition",
+        }
+    return None
+
+
+def _lag(lane: dict) -> str:
+    end, committed = lane.get("log_end"), lane.get("committed")
+    return "—" if end is None or committed is None else str(max(0, end - committed))
+
+
+def _dead_letters(lab: LabNow) -> list[dict]:
+    """DLQ records written since the step began (by their timestamp: a dead letter is written
+    when it is set aside, often long after the record it carries), oldest first."""
+    since_ms = (lab.armed.get("at", 0) - SCHEMA_SLACK_SECONDS) * 1000
+    letters = [
+        record
+        for view in lab.model.get("views", [])
+        if view.get("view") == "dlq"
+        for lane in view.get("lanes", [])
+        for record in lane.get("records", [])
+        if record.get("dead_letter") and (record.get("timestamp_ms") or 0) >= since_ms
+    ]
+    return sorted(letters, key=lambda r: (r.get("timestamp_ms") or 0, r["offset"]))
+
+
+@check("dead_lettered", facts={"partition", "offset", "reason", "consumer", "dlq_offset", "committed"})
+def dead_lettered(lab: LabNow, params: dict) -> dict | None:
+    """A record set aside in the dead-letter topic since the step began, with its partition no
+    longer blocked: the group went past it."""
+    lanes = {lane["partition"]: lane for lane in lab.model.get("lanes", [])}
+    for record in reversed(_dead_letters(lab)):
+        letter = record["dead_letter"]
+        lane = lanes.get(letter.get("partition"))
+        if lane is None or lane.get("blocked_at") is not None or letter.get("offset") is None:
+            continue
+        return {
+            "partition": letter["partition"],
+            "offset": letter["offset"],
+            "reason": letter.get("reason") or "—",
+            "consumer": letter.get("consumer") or "—",
+            "dlq_offset": record["offset"],
+            "committed": lane.get("committed") if lane.get("committed") is not None else "—",
+        }
+    return None
+
+
+@check("replayed_and_emailed", facts={"order_id", "partition", "offset", "consumer", "reader"})
+def replayed_and_emailed(lab: LabNow, params: dict) -> dict | None:
+    """A record that "Replay DLQ" wrote back since the step began, emailed."""
+    replayed = {(r["partition"], r["offset"]) for r in lab.new_records() if r.get("replayed")}
+    readers = _readers(lab)
+    for email in reversed(_emails_since(lab)):
+        if not email.get("missed") and (email["partition"], email["offset"]) in replayed:
+            return {
+                "order_id": email.get("order_id") or "—",
+                "partition": email["partition"],
+                "offset": email["offset"],
+                "consumer": email["consumer"],
+                "reader": readers.get(email["consumer"], "—"),
+            }
+    return None

@@ -14,10 +14,11 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from kafkalab.labs.concurrency import registry_view
-from kafkalab.registry import selectors, services
+from kafkalab.registry import lab_events, selectors, services
 from kafkalab.registry.compatibility import LEVELS, level_parse
 from kafkalab.registry.errors import (
     BadRequest,
+    IncompatibleSchema,
     InvalidCompatibilityLevel,
     InvalidSchema,
     RegistryError,
@@ -162,7 +163,13 @@ def subject_versions(request: HttpRequest, subject: str) -> HttpResponse:
         return respond(selectors.subject_version_numbers(subject=subject, deleted=_flag(request, "deleted")))
     _check_write(request, subject)
     # `normalize` is accepted: schemas are always stored in one compact form.
-    registered = services.schema_register(subject=subject, schema=_schema(request))
+    try:
+        registered = services.schema_register(subject=subject, schema=_schema(request))
+    except IncompatibleSchema as exc:
+        level = selectors.compatibility_level(subject=subject, default_to_global=True)
+        lab_events.announce(subject, "refused", level=level, message=exc.message)
+        raise
+    lab_events.announce(subject, "registered", version=registered.version, schema_id=registered.id)
     return respond(_registered(registered))
 
 
@@ -221,7 +228,9 @@ def config(request: HttpRequest, subject: str | None = None) -> HttpResponse:
         return respond({"compatibilityLevel": level})
     _check_write(request, subject)
     if request.method == "PUT":
-        return respond({"compatibility": services.config_set(subject=subject, level=_level(_body(request)))})
+        level = services.config_set(subject=subject, level=_level(_body(request)))
+        lab_events.announce(subject, "level", level=level)
+        return respond({"compatibility": level})
     return respond({"compatibilityLevel": services.config_delete(subject=subject)})
 
 

@@ -288,6 +288,17 @@ class LabRunner(AsyncConsumer):
         if session.observer is not None:
             session.observer.request_redraw()
 
+    # The registry -----------------------------------------------------------------------------
+
+    async def registry_changed(self, message: dict) -> None:
+        command = protocol.RegistryChanged.parse(message)
+        session = await self.runner.session(command.lab_id)
+        fields = {"version": command.version, "schema_id": command.schema_id, "level": command.level}
+        session.live.note_registry_event(
+            subject=command.subject, action=command.action, at=command.at, message=command.message, **fields
+        )
+        session.changed()
+
     # Consumers --------------------------------------------------------------------------------
 
     async def consumer_start(self, message: dict) -> None:

@@ -405,6 +405,7 @@ class LabObserver:
                 event_type=event_type_of(record.headers, record.value),
                 timestamp_ms=record.timestamp_ms,
             )
+            data.update(model.wire_data(record.value, record.headers))
         except Exception:  # whatever a foreign client wrote, the lab goes on
             log.exception("lab %s: could not read the record at %s@%s", self.lab_id, record.partition, record.offset)
             return None

@@ -145,6 +145,10 @@ class Poison:
     at: float
 
 
+REGISTRY_EVENTS_KEPT = 20
+REGISTRY_MESSAGE_CHARS = 600
+
+
 class LabLive:
     def __init__(self, lab_id: int) -> None:
         self.lab_id = lab_id
@@ -166,6 +170,16 @@ class LabLive:
         self._blocked_by: dict[int, str] = {}
         # Dead-lettered records: not emailed, yet not lost either (a replay brings them back).
         self._set_aside: dict[tuple[int, int], None] = {}
+        # What the registry said of the lab's subjects lately (RegistryChanged), newest last.
+        self.registry_events: deque[dict] = deque(maxlen=REGISTRY_EVENTS_KEPT)
+
+    # The registry -----------------------------------------------------------------------------
+
+    def note_registry_event(self, *, subject: str, action: str, at: float, **fields: object) -> None:
+        event = {"subject": subject, "action": action, "at": at, **fields}
+        event["message"] = str(event.get("message") or "")[:REGISTRY_MESSAGE_CHARS]
+        with self.lock:
+            self.registry_events.append(event)
 
     # Consumers --------------------------------------------------------------------------------
 

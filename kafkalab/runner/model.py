@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from kafkalab.kafka import dead_letters
+from kafkalab.kafka import dead_letters, readers
 from kafkalab.kafka.groups import GroupDescription
 from kafkalab.kafka.tail import TailPartition
 from kafkalab.kafka.topics import PartitionState
@@ -44,6 +44,18 @@ def record_data(*, partition: int, offset: int, key: str | None, event_type: str
         "event_type": event_type,
         "timestamp_ms": timestamp_ms,
     }
+
+
+def wire_data(value: bytes | None, headers: Iterable[tuple[str, bytes | None]]) -> dict:
+    """What lessons ask of a record beyond its box: the schema id it was written with (Confluent's
+    wire format), and whether "Replay DLQ" wrote it. Only the keys that apply, to keep pushes small."""
+    found = {}
+    schema_id = readers.schema_id_of(value)
+    if schema_id is not None:
+        found["schema_id"] = schema_id
+    if any(name == dead_letters.REPLAYED_FROM for name, _ in headers):
+        found["replayed"] = True
+    return found
 
 
 def partition_data(state: PartitionState) -> dict:
@@ -262,4 +274,5 @@ def live_data(live: LabLive) -> dict[str, Any]:
         return {
             "consumers": [consumer_data(c) for c in live.consumers.values()],
             "rebalances": [rebalance_data(r) for r in live.rebalances],
+            "registry_events": [{**event, "at": iso(event["at"])} for event in live.registry_events],
         }

@@ -133,6 +133,22 @@ class LessonChanged(Message):
 
 
 @dataclass(frozen=True)
+class RegistryChanged(Message):
+    """The registry registered or refused a schema, or set a level, for one of the lab's subjects
+    (whichever client asked): the lab's lesson may be waiting for it."""
+
+    type: ClassVar[str] = "registry.changed"
+    lab_id: int
+    subject: str
+    action: str  # "registered", "refused" or "level"
+    at: float
+    version: int | None = None
+    schema_id: int | None = None
+    level: str | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class ConsumerStart(Message):
     type: ClassVar[str] = "consumer.start"
     lab_id: int

@@ -6,6 +6,10 @@
   function showMe(name) {
     const control = document.querySelector('[data-control="' + name + '"]');
     if (!control) return;
+    // A control in a closed fold (the registry panel, a consumer's config) is opened first.
+    for (let fold = control.closest("details"); fold; fold = fold.parentElement && fold.parentElement.closest("details")) {
+      fold.open = true;
+    }
     control.scrollIntoView({ block: "center", behavior: matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth" });
     control.classList.add("is-shown");
     const focusable = control.matches("button, input, select, a") ? control : control.querySelector("button, input, select, a");

@@ -20,7 +20,7 @@ from kafkalab.kafka.schema_client import RegistryRefused, RegistryUnavailable, S
 from kafkalab.labs import events
 from kafkalab.labs.errors import LabError
 from kafkalab.labs.models import Lab
-from kafkalab.registry import registry_url_for_lab
+from kafkalab.registry import is_embedded, lab_events, registry_url_for_lab
 
 # Previews build their sample order from one seed, so the same change always shows the same order.
 PREVIEW_SEED = 9
@@ -115,9 +115,7 @@ def contract_encoding_set(*, lab: Lab, encoding: Encoding) -> str:
         _writer_set(lab, encoding=encoding, text="", schema_id=None, version=None)
         return "OrderService writes plain JSON again: version 1, no schema id, no registry."
     try:
-        registered = schema_client.schema_register(
-            registry_url_for_lab(lab.pk), lab.value_subject, encoding.schema_type, text
-        )
+        registered = _register(lab, encoding, text)
     except RegistryUnavailable as exc:
         raise LabError(f"{exc} OrderService still writes {Encoding(lab.encoding).label}.") from exc
     except RegistryRefused as exc:
@@ -249,9 +247,7 @@ def contract_use(*, lab: Lab, text: str) -> ContractUsed:
         _writer_set(lab, encoding=encoding, text=text, schema_id=None, version=None)
         return ContractUsed(encoding, None, None, previous)
     try:
-        registered = schema_client.schema_register(
-            registry_url_for_lab(lab.pk), lab.value_subject, encoding.schema_type, text
-        )
+        registered = _register(lab, encoding, text)
     except RegistryUnavailable as exc:
         raise LabError(f"{exc} Nothing was registered; OrderService still writes version {previous}.") from exc
     except RegistryRefused as exc:
@@ -263,6 +259,32 @@ def contract_use(*, lab: Lab, text: str) -> ContractUsed:
 # --- Compatibility level, and forgetting the subject ------------------------------------------
 
 
+def _register(lab: Lab, encoding: Encoding, text: str) -> schema_client.RegisteredVersion:
+    url = registry_url_for_lab(lab.pk)
+    try:
+        registered = schema_client.schema_register(url, lab.value_subject, encoding.schema_type, text)
+    except RegistryRefused as exc:
+        if exc.status == 409:
+            _announce(lab, "refused", message=exc.message, level=_level_or_none(url, lab.value_subject))
+        raise
+    _announce(lab, "registered", version=registered.version, schema_id=registered.schema_id)
+    return registered
+
+
+def _announce(lab: Lab, action: str, **fields: object) -> None:
+    """The embedded registry tells the lab's runner what it did itself (for any client); another
+    registry can't, so the app tells it what that registry answered the app."""
+    if not is_embedded():
+        lab_events.announce(lab.value_subject, action, **fields)
+
+
+def _level_or_none(url: str, subject: str) -> str | None:
+    try:
+        return schema_client.compatibility_get(url, subject)[0]
+    except (RegistryUnavailable, RegistryRefused):
+        return None
+
+
 def contract_compatibility_set(*, lab: Lab, level: str) -> str:
     """Set the lab subject's own compatibility level (the global one is left alone)."""
     parsed = contracts.level_parse(level)
@@ -272,6 +294,7 @@ def contract_compatibility_set(*, lab: Lab, level: str) -> str:
         )
     try:
         schema_client.compatibility_set(registry_url_for_lab(lab.pk), lab.value_subject, parsed)
+        _announce(lab, "level", level=parsed)
     except RegistryUnavailable as exc:
         raise LabError(f"{exc} The level was not changed.") from exc
     except RegistryRefused as exc:

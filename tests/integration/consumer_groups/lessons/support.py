@@ -7,6 +7,9 @@ import html
 import re
 import time
 
+from kafkalab.kafka import contracts
+from kafkalab.kafka.contracts import Encoding
+from tests.harness.http_browser import Response
 from tests.integration.consumer_groups.support import STEP, Lab, wait_for
 
 # How long the runner gets to look at the lab (it checks a step a few times a second) before a
@@ -53,3 +56,39 @@ class LessonWalk:
             if match["step"] == step:
                 return html.unescape(re.sub(r"<[^>]+>", "", match["why"]))
         raise AssertionError(f"no explanation shown for {step}")
+
+
+class Contract:
+    """OrderService's writer schema, changed as the registry panel's buttons and forms do it:
+    a one-click change applied to the schema in use, then "Use this schema" / "Register and use"."""
+
+    def __init__(self, lab: Lab, encoding: str = "json") -> None:
+        self.lab = lab
+        self.encoding = Encoding(encoding)
+        self.schema = contracts.v1_schema(self.encoding)
+
+    def switch(self, encoding: str) -> None:
+        """The encoding lever: OrderService writes version 1 in `encoding`."""
+        response = self.lab.browser.post(self.lab.url("contract/encoding/"), {"encoding": encoding})
+        assert response.status == 200, response.text[:1000]
+        self.encoding = Encoding(encoding)
+        self.schema = contracts.v1_schema(self.encoding)
+
+    def use(self, change: str) -> Response:
+        """Apply one-click change `change` and use it; the schema in use moves on only when the
+        registry (if any) accepted it."""
+        candidate = contracts.change_apply(self.encoding, self.schema, change)
+        response = self.lab.browser.post(self.lab.url("contract/use/"), {"schema": contracts.schema_text(candidate)})
+        if response.status == 200:
+            self.schema = candidate
+        return response
+
+    def level(self, level: str) -> None:
+        """The subject's own compatibility level."""
+        response = self.lab.browser.post(self.lab.url("contract/compatibility/"), {"level": level})
+        assert response.status == 200, response.text[:1000]
+
+
+def flat(text: str) -> str:
+    """An explanation on one line: the page wraps it wherever the Markdown source did."""
+    return " ".join(text.split())

@@ -15,6 +15,7 @@ writes, the orders follow it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import io
 import json
@@ -608,6 +609,13 @@ class ReaderVerdict:
     reader: str
     reads: bool
     message: str  # "reads it" or the reader's failure
+    already: bool = False  # it fails the schema in use now too: the change is not the cause
+
+
+def verdicts_against(now: list[ReaderVerdict], new: list[ReaderVerdict]) -> list[ReaderVerdict]:
+    """The new schema's verdicts, each failure marked when the schema in use fails that reader too."""
+    failing_now = {v.reader for v in now if not v.reads}
+    return [dataclasses.replace(v, already=not v.reads and v.reader in failing_now) for v in new]
 
 
 def offline_lookup(encoding: Encoding, schema: dict, *, schema_id: int = PREVIEW_SCHEMA_ID) -> readers.SchemaLookup:

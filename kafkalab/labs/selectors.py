@@ -70,6 +70,7 @@ class EventDetail:
     # Encoding, schema id, subject and version, decoded value, wire bytes, each reader's verdict.
     contract: contract_selectors.RecordContract | None = None
     topic: str = ""  # the orders topic, or the dead-letter topic for a box of its lanes
+    dead_letter: bool = False  # a record of the dead-letter topic: no key decided its partition
 
 
 def lab_view_topic(*, lab: Lab, view: str) -> str:
@@ -111,4 +112,5 @@ def event_inspect(*, lab: Lab, partition: int, offset: int, view: str | None = N
             subject=lab.value_subject,
         ),
         topic=topic,
+        dead_letter=topic == lab.dlq_topic,
     )

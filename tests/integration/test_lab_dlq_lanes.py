@@ -10,10 +10,12 @@ import re
 from collections.abc import Callable, Iterable
 
 import pytest
+from asgiref.sync import sync_to_async
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from kafkalab.kafka import dead_letters
+from tests.factories import HTMX
 from tests.integration.lab_support import (
     KAFKA_TIMEOUT,
     Learner,
@@ -124,6 +126,12 @@ async def test_a_dead_letter_from_another_client_lands_in_the_dlq_lanes_and_mark
         "action": "dead-lettered",
     } in state["poison"]
     assert [p["blocked_at"] for p in state["topics"][0]["partitions"]] == [None] * 4
+
+    inspected = await sync_to_async(learner.client.get)(learner.url("events/0/0/?view=dlq"), headers=HTMX)
+    assert inspected.status_code == 200
+    shown = inspected.content.decode()
+    assert dlq_topic(learner) in shown and 'data-testid="why-dead-letter"' in shown, shown[:2000]
+    assert 'data-testid="why-partition"' not in shown and dead_letters.OFFSET in shown
 
 
 async def test_a_lab_without_its_dead_letter_topic_shows_it_empty_and_stays_live(kafka_cluster, learner: Learner):

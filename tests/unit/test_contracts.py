@@ -260,3 +260,17 @@ def test_the_wire_format_explained() -> None:
     plain = contracts.wire_format(b'{"orderId": 1}')
     assert (plain.framed, plain.magic, plain.first_char, plain.schema_id) == (False, "7b", "{", None)
     assert contracts.wire_format(None) is None
+
+
+def test_a_failure_the_schema_in_use_has_too_is_not_blamed_on_the_change():
+    plain = Encoding.PLAIN_JSON
+
+    def all_verdicts(schema: dict) -> list[contracts.ReaderVerdict]:
+        value = contracts.encode_offline(plain, schema, shaped(plain, schema))
+        return contracts.reader_verdicts(value, contracts.offline_lookup(plain, schema))
+
+    now = all_verdicts(contracts.v1_schema(plain))
+    marked = contracts.verdicts_against(now, all_verdicts(changed(plain, "add-sku")))
+    by_reader = {v.reader: (v.reads, v.already) for v in marked}
+    # The registry reader fails every plain JSON record: before the change too. Strict fails because of it.
+    assert by_reader == {"strict": (False, False), "tolerant": (True, False), "registry": (False, True)}

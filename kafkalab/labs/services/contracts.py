@@ -185,8 +185,8 @@ def contract_preview(*, lab: Lab, text: str | None = None, change: str | None = 
             text = contracts.schema_text(schema)
         else:
             schema = contracts.schema_load(encoding, text or "")
-        payload = contracts.payload_shape(encoding, schema, events.sample_order(random.Random(PREVIEW_SEED)))
-        value = contracts.encode_offline(encoding, schema, payload)
+        payload, verdicts = _sample_verdicts(encoding, schema)
+        in_use = _sample_verdicts(encoding, contracts.schema_load(encoding, lab.writer_schema_text))[1]
     except ContractError as exc:
         raise ContractInvalid(str(exc)) from exc
     return ContractPreview(
@@ -194,9 +194,16 @@ def contract_preview(*, lab: Lab, text: str | None = None, change: str | None = 
         schema_text=text,
         change=chosen,
         sample=json.dumps(payload, indent=2, default=str, ensure_ascii=False),
-        readers=contracts.reader_verdicts(value, contracts.offline_lookup(encoding, schema)),
+        readers=contracts.verdicts_against(in_use, verdicts),
         registry=_registry_verdict(lab, encoding, text),
     )
+
+
+def _sample_verdicts(encoding: Encoding, schema: dict) -> tuple[dict, list[contracts.ReaderVerdict]]:
+    """A sample order written with `schema`, and what each reader makes of it (offline)."""
+    payload = contracts.payload_shape(encoding, schema, events.sample_order(random.Random(PREVIEW_SEED)))
+    value = contracts.encode_offline(encoding, schema, payload)
+    return payload, contracts.reader_verdicts(value, contracts.offline_lookup(encoding, schema))
 
 
 def _registry_verdict(lab: Lab, encoding: Encoding, text: str) -> RegistryVerdict:

@@ -223,6 +223,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"registry_not_found": {"()": "kafkalab.registry.log_filters.RegistryNotFound"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # The registry's 404s are answers its clients expect, not problems (see the filter).
+    "loggers": {"django.request": {"filters": ["registry_not_found"]}},
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from dataclasses import dataclass, field
 
 from kafkalab.kafka import contracts, readers, schema_client
@@ -78,6 +79,31 @@ def version_diff(view: SubjectView, old: int | None, new: int | None) -> Version
     return VersionDiff(older, newer, contracts.schema_diff(older.schema, newer.schema))
 
 
+# state.json is polled (tools, tests, a dashboard): its registry block is asked of the registry
+# at most once a second per lab and process, and forgotten at once when this process changes it.
+SUBJECT_FRESH_SECONDS = 1.0
+SUBJECTS_REMEMBERED = 1000
+_recent_subjects: dict[tuple[str, str], tuple[float, SubjectView]] = {}
+
+
+def _recent_subject(*, lab: Lab, client_url: str) -> SubjectView:
+    key = (client_url, lab.value_subject)
+    found = _recent_subjects.get(key)
+    if found is not None and time.monotonic() - found[0] < SUBJECT_FRESH_SECONDS:
+        return found[1]
+    view = registry_subject(lab=lab, client_url=client_url)
+    if len(_recent_subjects) >= SUBJECTS_REMEMBERED:
+        _recent_subjects.clear()
+    _recent_subjects[key] = (time.monotonic(), view)
+    return view
+
+
+def registry_subject_changed(subject: str) -> None:
+    """This process changed `subject`: the next state.json asks the registry again."""
+    for key in [key for key in _recent_subjects if key[1] == subject]:
+        _recent_subjects.pop(key, None)
+
+
 def registry_state(*, lab_id: int, client_url: str) -> dict:
     """state.json's `schema_registry`: where it is, and the lab's subject with its versions and level."""
     lab = Lab.objects.filter(pk=lab_id).first() or Lab(pk=lab_id)
@@ -91,7 +117,7 @@ def registry_state(*, lab_id: int, client_url: str) -> dict:
         },
         "subjects": [],
     }
-    view = registry_subject(lab=lab, client_url=client_url)
+    view = _recent_subject(lab=lab, client_url=client_url)
     if view.error:
         block["error"] = view.error
     elif view.versions or view.level_is_subjects_own:

@@ -10,7 +10,7 @@ import psutil
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.harness.lab_page import INITIAL_PARTITIONS, open_lab
+from tests.harness.lab_page import INITIAL_PARTITIONS, open_lab, reset_lab
 
 pytestmark = pytest.mark.e2e
 
@@ -61,12 +61,6 @@ def burst(page: Page, count: int) -> dict[int, int]:
 
 def consumer_pids(page: Page) -> list[int]:
     return [int(pid) for pid in re.findall(r"pid (\d+)", page.locator(".consumer-cards").inner_text())]
-
-
-def reset_lab(page: Page) -> None:
-    page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Reset lab").click()
-    expect(page.get_by_text("Lab reset")).to_be_visible(timeout=JOIN_TIMEOUT_MS)
 
 
 def test_consumers_share_partitions_and_the_group_heals_after_a_kill(live_server_url, page):

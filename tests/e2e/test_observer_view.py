@@ -8,10 +8,9 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.test_consumer_group_page import reset_lab
 from tests.e2e.test_lab_page import create_order, fact
 from tests.harness.browser import VIEWPORT
-from tests.harness.lab_page import INITIAL_PARTITIONS, LANES_TIMEOUT_MS, open_lab
+from tests.harness.lab_page import INITIAL_PARTITIONS, LANES_TIMEOUT_MS, open_lab, reset_lab
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.harness.lab_page import add_consumer, open_lab
+from tests.harness.lab_page import add_consumer, open_lab, reset_lab
 
 pytestmark = pytest.mark.e2e
 
@@ -51,35 +51,36 @@ def use_add_sku(page: Page) -> None:
 
 def test_a_schema_change_poisons_a_strict_reader_and_a_replay_after_the_fix_emails_the_order(live_server_url, page):
     open_lab(page, live_server_url)
+    try:
+        strict = expect_reading_everything(page, add_consumer(page, reader="strict", failure_policy="dead-letter"))
+        first = create_order(page)
+        expect(emailed(page, first)).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
 
-    strict = expect_reading_everything(page, add_consumer(page, reader="strict", failure_policy="dead-letter"))
-    first = create_order(page)
-    expect(emailed(page, first)).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+        use_add_sku(page)
+        poisoned = create_order(page)
+        box = page.locator(f'.lane[data-lane] .event[data-key="{poisoned}"]')
+        expect(box).to_have_attribute("data-poison", "contract", timeout=LIVE_TIMEOUT_MS)
+        origin = f"P{box.get_attribute('data-partition')}@{box.get_attribute('data-offset')}"
+        dead_letter = page.locator(f'.lane[data-dlq-lane] .event--dead-letter[data-origin="{origin}"]')
+        expect(dead_letter).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+        expect(strict.locator(".failures")).to_contain_text("1 dead-lettered")
+        expect(emailed(page, poisoned)).to_have_count(0)
 
-    use_add_sku(page)
-    poisoned = create_order(page)
-    box = page.locator(f'.lane[data-lane] .event[data-key="{poisoned}"]')
-    expect(box).to_have_attribute("data-poison", "contract", timeout=LIVE_TIMEOUT_MS)
-    origin = f"P{box.get_attribute('data-partition')}@{box.get_attribute('data-offset')}"
-    dead_letter = page.locator(f'.lane[data-dlq-lane] .event--dead-letter[data-origin="{origin}"]')
-    expect(dead_letter).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
-    expect(strict.locator(".failures")).to_contain_text("1 dead-lettered")
-    expect(emailed(page, poisoned)).to_have_count(0)
+        # The fix: a reader that ignores the field it does not know.
+        strict.get_by_role("button", name="Stop").click()
+        expect(strict).to_have_attribute("data-status", "stopped", timeout=JOIN_TIMEOUT_MS)
+        tolerant = add_consumer(page, reader="tolerant", failure_policy="dead-letter")
+        expect_reading_everything(page, tolerant)
 
-    # The fix: a reader that ignores the field it does not know.
-    strict.get_by_role("button", name="Stop").click()
-    expect(strict).to_have_attribute("data-status", "stopped", timeout=JOIN_TIMEOUT_MS)
-    tolerant = add_consumer(page, reader="tolerant", failure_policy="dead-letter")
-    expect_reading_everything(page, tolerant)
-
-    page.get_by_role("button", name="Replay DLQ").click()
-    expect(page.locator("#consumer-notice")).to_contain_text("Replayed 1 dead letter(s)")
-    replayed = page.locator(f'.lane[data-lane] .event[data-key="{poisoned}"]:not([data-poison])')
-    expect(replayed).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
-    # Emailed from the replayed record, not from the poison one read again.
-    at = f"P{replayed.get_attribute('data-partition')}@{replayed.get_attribute('data-offset')}"
-    email = emailed(page, poisoned)
-    expect(email).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
-    expect(email).to_contain_text(f"{tolerant} emailed order {poisoned[:8]}")
-    expect(email).to_contain_text(at)
-    page.screenshot(path="/tmp/kafkalab-schema-break.png", full_page=True)
+        page.get_by_role("button", name="Replay DLQ").click()
+        expect(page.locator("#consumer-notice")).to_contain_text("Replayed 1 dead letter(s)")
+        replayed = page.locator(f'.lane[data-lane] .event[data-key="{poisoned}"]:not([data-poison])')
+        expect(replayed).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+        # Emailed from the replayed record, not from the poison one read again.
+        at = f"P{replayed.get_attribute('data-partition')}@{replayed.get_attribute('data-offset')}"
+        email = emailed(page, poisoned)
+        expect(email).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+        expect(email).to_contain_text(f"{tolerant} emailed order {poisoned[:8]}")
+        expect(email).to_contain_text(at)
+    finally:
+        reset_lab(page)  # its consumers must not outlive the test

@@ -45,3 +45,14 @@ def add_consumer(page: Page, *, reader: str | None = None, failure_policy: str |
     notice = page.locator("#consumer-controls [role=status]")
     expect(notice).to_contain_text("it joins the group")
     return STARTING.search(notice.inner_text()).group(1)
+
+
+# A bound on a reset: it stops the lab's consumers, which may wait out a stop grace period.
+RESET_TIMEOUT_MS = 30_000
+
+
+def reset_lab(page: Page) -> None:
+    """ "Reset lab", confirmed: the lab's consumers stopped, its topics and group made afresh."""
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Reset lab").click()
+    expect(page.get_by_text("Lab reset")).to_be_visible(timeout=RESET_TIMEOUT_MS)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from kafkalab.kafka import contracts, schema_client
 from kafkalab.kafka.contracts import ContractError, Encoding, ReaderVerdict
 from kafkalab.kafka.schema_client import RegistryRefused, RegistryUnavailable, SerializeFailed
-from kafkalab.labs import events
+from kafkalab.labs import contract_selectors, events
 from kafkalab.labs.errors import LabError
 from kafkalab.labs.models import Lab
 from kafkalab.registry import is_embedded, lab_events, registry_url_for_lab
@@ -281,6 +281,7 @@ def _register(lab: Lab, encoding: Encoding, text: str) -> schema_client.Register
 def _announce(lab: Lab, action: str, **fields: object) -> None:
     """The embedded registry tells the lab's runner what it did itself (for any client); another
     registry can't, so the app tells it what that registry answered the app."""
+    contract_selectors.registry_subject_changed(lab.value_subject)
     if not is_embedded():
         lab_events.announce(lab.value_subject, action, **fields)
 
@@ -313,6 +314,7 @@ def contract_forget(*, lab: Lab) -> str | None:
     """On a reset or expiry: OrderService goes back to plain JSON version 1, and the lab's subject
     is deleted for good. Returns what could not be done (the registry down), or None."""
     _writer_set(lab, encoding=Encoding.PLAIN_JSON, text="", schema_id=None, version=None)
+    contract_selectors.registry_subject_changed(lab.value_subject)
     try:
         schema_client.subject_forget(registry_url_for_lab(lab.pk), lab.value_subject)
     except (RegistryUnavailable, RegistryRefused) as exc:

@@ -84,10 +84,12 @@ def _topics_delete(*, lab: Lab) -> None:
         raise LabError(f"Kafka could not delete this lab's old topics: {exc}") from exc
 
 
-def lab_topics_ensure(*, lab: Lab) -> None:
+def lab_topics_ensure(*, lab: Lab, fresh: bool = False) -> None:
+    """The lab's topics, made where missing. `fresh`: they were just deleted (a reset), so make
+    them without asking first: a broker whose metadata still lags the deletion would say they exist."""
     admin = shared_admin(client_config())
     try:
-        if kafka_topics.partition_count(admin, lab.orders_topic) is None:
+        if fresh or kafka_topics.partition_count(admin, lab.orders_topic) is None:
             replication = min(3, kafka_topics.broker_count(admin))
             kafka_topics.topic_create(
                 admin,
@@ -101,7 +103,7 @@ def lab_topics_ensure(*, lab: Lab) -> None:
             producers_refresh(lab.orders_topic, expected=INITIAL_PARTITIONS, config=client_config())
     except (KafkaUnavailable, KafkaRefused) as exc:
         raise LabError(f"Kafka could not create this lab's topics: {exc}") from exc
-    dead_letter_topic_ensure(lab=lab)
+    dead_letter_topic_ensure(lab=lab, fresh=fresh)
 
 
 def lab_reset(*, lab: Lab) -> str | None:
@@ -127,7 +129,7 @@ def lab_reset(*, lab: Lab) -> str | None:
         lab.orders.all().delete()
         lab.emails.all().delete()
         lab.rebalances.all().delete()
-        lab_topics_ensure(lab=lab)
+        lab_topics_ensure(lab=lab, fresh=True)
         runner_send_sync(LabReset(lab_id=lab.pk))
     finally:
         Lab.objects.filter(pk=lab.pk).update(reset_started_at=None)

@@ -75,12 +75,13 @@ def _key_moves(lab: Lab, before: int, after: int) -> dict:
     return {"moves": moves, "keys_checked": len(keys)}
 
 
-def dead_letter_topic_ensure(*, lab: Lab) -> None:
+def dead_letter_topic_ensure(*, lab: Lab, fresh: bool = False) -> None:
     """The lab's dead-letter topic, made if it is missing (labs older than it have none). It takes
-    any record of the orders topic with the headers that say why it was set aside."""
+    any record of the orders topic with the headers that say why it was set aside. `fresh`: it was
+    just deleted, so make it without asking first (see lab_topics_ensure)."""
     admin = shared_admin(client_config())
     try:
-        if kafka_topics.partition_count(admin, lab.dlq_topic) is not None:
+        if not fresh and kafka_topics.partition_count(admin, lab.dlq_topic) is not None:
             return
         replication = min(3, kafka_topics.broker_count(admin))
         kafka_topics.topic_create(
@@ -89,7 +90,8 @@ def dead_letter_topic_ensure(*, lab: Lab) -> None:
             partitions=DEAD_LETTER_PARTITIONS,
             replication=replication,
             config={"min.insync.replicas": str(min(2, replication)), "max.message.bytes": str(DEAD_LETTER_MAX_BYTES)},
-            exist_ok=True,
+            # Fresh, the name may still be taken by the deletion: wait for it rather than believe it.
+            exist_ok=not fresh,
         )
     except (KafkaUnavailable, KafkaRefused) as exc:
         raise LabError(f"Kafka could not create this lab's dead-letter topic: {exc}") from exc

@@ -227,5 +227,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # The registry's 404s are answers its clients expect, not problems (see the filter).
-    "loggers": {"django.request": {"filters": ["registry_not_found"]}},
+    "loggers": {
+        "django.request": {"filters": ["registry_not_found"]},
+        # The registry client's HTTP library logs every request at INFO: daphne logs them already.
+        "httpx2": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+    },
 }

@@ -17,7 +17,9 @@ from kafkalab.kafka.contracts import DiffLine, Encoding, ReaderVerdict, WireForm
 from kafkalab.kafka.schema_client import RegisteredVersion, RegistryRefused, RegistryUnavailable
 from kafkalab.labs import events, records
 from kafkalab.labs.models import Lab
-from kafkalab.registry import registry_url
+from kafkalab.registry import is_embedded, registry_url
+from kafkalab.registry import selectors as registry_selectors
+from kafkalab.registry.errors import StoreUnavailable
 
 ENCODING_LABELS = {e.value: e.label for e in Encoding}
 
@@ -91,11 +93,22 @@ def _recent_subject(*, lab: Lab, client_url: str) -> SubjectView:
     found = _recent_subjects.get(key)
     if found is not None and time.monotonic() - found[0] < SUBJECT_FRESH_SECONDS:
         return found[1]
-    view = registry_subject(lab=lab, client_url=client_url)
+    view = _embedded_subject(lab, client_url) if is_embedded() else registry_subject(lab=lab, client_url=client_url)
     if len(_recent_subjects) >= SUBJECTS_REMEMBERED:
         _recent_subjects.clear()
     _recent_subjects[key] = (time.monotonic(), view)
     return view
+
+
+def _embedded_subject(lab: Lab, client_url: str) -> SubjectView:
+    """The embedded registry lives in this process: read its copy, rather than ask it over HTTP
+    three times (versions, the subject's level, the global one) for every state.json."""
+    try:
+        found, level, own = registry_selectors.subject_summary(subject=lab.value_subject, max_age=SUBJECT_FRESH_SECONDS)
+    except StoreUnavailable as exc:
+        return SubjectView(client_url, lab.value_subject, error=exc.message)
+    versions = [RegisteredVersion(v.subject, v.version, v.id, v.schema_type, v.schema) for v in found]
+    return SubjectView(client_url, lab.value_subject, versions, level, own)
 
 
 def registry_subject_changed(subject: str) -> None:

@@ -122,3 +122,10 @@ def compatibility_check(*, subject: str, version: str | None, schema: ParsedSche
         found = version_find(state, subject, version)
         against = [(found.version, schema_parse(found.schema_type, found.schema))]
         return compatibility_problems(schema, against, level=level, whole_history=True)
+
+
+def subject_summary(*, subject: str, max_age: float) -> tuple[list[SchemaVersion], str, bool]:
+    """A subject's live versions, its compatibility level and whether that level is its own,
+    from this process's copy of the registry read at most `max_age` seconds ago (no HTTP)."""
+    with registry().recent(max_age) as state:
+        return state.subject_versions(subject), state.level(subject), subject in state.configs

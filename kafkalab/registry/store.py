@@ -7,7 +7,9 @@ elsewhere. One lock per process serialises requests; registry traffic is small.
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -25,12 +27,25 @@ class Registry:
         self.log = log
         self.state = RegistryState()
         self.lock = threading.RLock()
+        self._read_at = -math.inf  # when the topic was last read to its end (monotonic)
 
     @contextmanager
     def fresh(self) -> Iterator[RegistryState]:
         """The state with every record written so far applied, held until the block ends."""
         with self.lock, _kafka_errors():
             self.log.read_to_end(self.state.apply)
+            self._read_at = time.monotonic()
+            yield self.state
+
+    @contextmanager
+    def recent(self, max_age: float) -> Iterator[RegistryState]:
+        """The state as of at most `max_age` seconds ago: for pages and state.json, which are
+        polled and may lag a write by that much, not for the REST API, which never lags."""
+        with self.lock:
+            if time.monotonic() - self._read_at > max_age:
+                with _kafka_errors():
+                    self.log.read_to_end(self.state.apply)
+                self._read_at = time.monotonic()
             yield self.state
 
     def write(self, key: bytes, value: bytes | None) -> None:

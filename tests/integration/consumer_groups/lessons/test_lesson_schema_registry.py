@@ -11,6 +11,13 @@ from tests.integration.consumer_groups.support import Lab, LabSocket, wait_for
 SLUG = "schema-registry"
 
 
+def versions(lab: Lab) -> list[int]:
+    """The lab subject's versions as state.json has them (from the server's embedded registry)."""
+    [subject] = lab.state()["schema_registry"]["subjects"]
+    assert subject["subject"] == f"lab-{lab.lab_id}.orders-value" and subject["compatibility"] == "BACKWARD"
+    return subject["versions"]
+
+
 def test_schema_registry_step_by_step(lab: Lab, page: LabSocket):
     walk = LessonWalk(lab, SLUG)
     contract = Contract(lab)
@@ -35,8 +42,11 @@ def test_schema_registry_step_by_step(lab: Lab, page: LabSocket):
     why = flat(walk.wait_passed("rename-refused"))
     assert f"The registry refused a new version of lab-{lab.lab_id}.orders-value under BACKWARD" in why, why
 
+    assert versions(lab) == [1], "the refused version was not registered"
+
     # d. A field with a default is a compatible change, and the registry reader still reads it.
     assert contract.use("add-currency").status == 200
+    assert versions(lab) == [1, 2]
     lab.order()
     why = flat(walk.wait_passed("safe-evolution"))
     assert "Version 2 of" in why and f"emailed by {reader} (registry reader)" in why, why

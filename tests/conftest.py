@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from django.conf import settings
 
@@ -23,22 +24,22 @@ from tests.harness.server import Server
 def kafka_cluster() -> Iterator[LocalCluster]:
     """The suite's 3-broker cluster, started once through the project's own cluster code.
 
-    Several pytest runs may share it (a developer's and an editor's, say): each registers its
-    pid, and the last one to finish stops the brokers.
+    Several pytest runs may share it (a developer's and an editor's, or xdist's workers): each
+    registers its pid and start time, and the last one to finish stops the brokers.
     """
     cluster = local_cluster()
     users = Path(settings.KAFKA_LOCAL_DIR) / "users"
     users.mkdir(parents=True, exist_ok=True)
     mine = users / str(os.getpid())
     with _users_lock(users):
-        mine.touch()
+        mine.write_text(repr(psutil.Process().create_time()))
         cluster.up(settings.KAFKA_LOCAL_BROKERS)
     try:
         yield cluster
     finally:
         with _users_lock(users):
             mine.unlink(missing_ok=True)
-            if not any(_pid_alive(int(other.name)) for other in users.iterdir() if other.name.isdigit()):
+            if not any(_still_running(other) for other in users.iterdir() if other.name.isdigit()):
                 cluster.down()
 
 
@@ -53,14 +54,15 @@ def _users_lock(users: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _pid_alive(pid: int) -> bool:
+def _still_running(registration: Path) -> bool:
+    """The run that wrote `registration` is alive: its pid, started when it said (a run killed
+    before it could unregister leaves a file whose pid another process may have taken since)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        started = float(registration.read_text() or "nan")
+        return abs(psutil.Process(int(registration.name)).create_time() - started) < 1
+    except (psutil.NoSuchProcess, ValueError, OSError):
+        registration.unlink(missing_ok=True)
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,8 @@ from kafkalab.kafka.topics import broker_count, topic_exists
 TIMEOUT = 10.0
 
 Apply = Callable[[bytes | None, bytes | None], None]
+# What a new topic's partition answers until the client's metadata has caught up with it.
+_NOT_KNOWN_YET = frozenset({KafkaError._UNKNOWN_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART})
 
 
 class SchemasLog:
@@ -80,11 +82,7 @@ class SchemasLog:
         """Apply every record up to the log end as it is now (and at least up to `at_least`)."""
         with self._lock:
             consumer = self._open()
-            try:
-                _, end = consumer.get_watermark_offsets(self._partition, timeout=TIMEOUT, cached=False)
-            except KafkaException as exc:
-                raise KafkaUnavailable(f"Kafka did not give the end of {self.topic}: {exc}") from exc
-            end = max(end, at_least)
+            end = max(self._log_end(consumer), at_least)
             deadline = time.monotonic() + TIMEOUT
             while self._position < end:
                 if time.monotonic() > deadline:
@@ -102,6 +100,20 @@ class SchemasLog:
                         self._position = max(self._position, message.offset())
                     elif error.code() not in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
                         raise KafkaUnavailable(f"Reading {self.topic}: {error.str()}")
+
+    def _log_end(self, consumer: Consumer) -> int:
+        """The partition's log end. Just after the topic was made, the consumer's metadata may not
+        know its partition yet ("unknown partition"): that passes, so it is asked again."""
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                return consumer.get_watermark_offsets(self._partition, timeout=TIMEOUT, cached=False)[1]
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                code = error.code() if isinstance(error, KafkaError) else None
+                if code not in _NOT_KNOWN_YET or time.monotonic() > deadline:
+                    raise KafkaUnavailable(f"Kafka did not give the end of {self.topic}: {exc}") from exc
+            time.sleep(0.1)
 
     def append(self, key: bytes, value: bytes | None) -> int:
         """Write one record (value None: a tombstone) and return its offset once Kafka has it."""

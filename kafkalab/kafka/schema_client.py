@@ -199,24 +199,6 @@ def subject_forget(url: str, subject: str) -> bool:
     return deleted
 
 
-def schema_of_id(url: str, schema_id: int) -> tuple[str, str]:
-    """(schema type, schema text) of a global id: the readers' SchemaLookup. LookupError for an
-    unknown id, ConnectionError when the registry can't be asked."""
-    client = registry_client(url)
-    try:
-        with _asking(url):
-            found = client.get_schema(schema_id)
-    except RegistryRefused as exc:
-        raise LookupError(exc.message) from exc
-    except RegistryUnavailable as exc:
-        raise ConnectionError(str(exc)) from exc
-    return found.schema_type or readers.AVRO, found.schema_str
-
-
-def schema_lookup(url: str) -> readers.SchemaLookup:
-    return functools.partial(schema_of_id, url)
-
-
 def versions_of_id(url: str, schema_id: int) -> list[tuple[str, int]]:
     """(subject, version) of every subject that registered the schema with this id."""
     client = registry_client(url)

@@ -31,6 +31,26 @@ def registry_lookup(url: str | None) -> SchemaLookup:
     return _CachedLookup(url)
 
 
+def asked_once(lookup: SchemaLookup) -> SchemaLookup:
+    """The lookup, asked at most once per id for one pass (an inspector's readers, a replay's
+    records): its answer, an unknown id or a registry out of reach included, is given again, so a
+    registry that is down costs one wait, not one per reader or per record."""
+    answers: dict[int, tuple[str, str] | Exception] = {}
+
+    def remembered(schema_id: int) -> tuple[str, str]:
+        if schema_id not in answers:
+            try:
+                answers[schema_id] = lookup(schema_id)
+            except (LookupError, ConnectionError) as exc:
+                answers[schema_id] = exc
+        answer = answers[schema_id]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return remembered
+
+
 class _CachedLookup:
     def __init__(self, url: str) -> None:
         self.url = url

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from kafkalab.kafka import contracts, readers, schema_client
 from kafkalab.kafka.contracts import DiffLine, Encoding, ReaderVerdict, WireFormat
 from kafkalab.kafka.schema_client import RegisteredVersion, RegistryRefused, RegistryUnavailable
+from kafkalab.kafka.schema_lookup import asked_once, registry_lookup
 from kafkalab.labs import events, records
 from kafkalab.labs.models import Lab
 from kafkalab.registry import is_embedded, registry_url
@@ -182,7 +183,7 @@ def record_contract(*, value: bytes | None, event_type: str | None, subject: str
     `subject` is the lab's: the same schema registered by other labs shares its id, and only when
     the lab's subject does not hold it are the others named."""
     url = registry_url()
-    lookup = _remembered(schema_client.schema_lookup(url))
+    lookup = asked_once(registry_lookup(url))
     verdicts = contracts.reader_verdicts(value, lookup, event_type=event_type)
     wire = contracts.wire_format(value)
     try:
@@ -205,22 +206,3 @@ def record_contract(*, value: bytes | None, event_type: str | None, subject: str
         return dataclasses.replace(found, registry_note=str(exc))
     own = [(name, version) for name, version in users if name == subject]
     return dataclasses.replace(found, subject_versions=own or users)
-
-
-def _remembered(lookup: readers.SchemaLookup) -> readers.SchemaLookup:
-    """The lookup, asked once per id: each reader looks the writer's schema up, and a registry
-    that is down should cost one wait, not one per reader."""
-    answers: dict[int, tuple[str, str] | Exception] = {}
-
-    def remembered(schema_id: int) -> tuple[str, str]:
-        if schema_id not in answers:
-            try:
-                answers[schema_id] = lookup(schema_id)
-            except (LookupError, ConnectionError) as exc:
-                answers[schema_id] = exc
-        answer = answers[schema_id]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    return remembered

@@ -366,14 +366,7 @@ def consumer_action(request: HttpRequest, lab_id: int, name: str, action: str) -
         text, ok = done.format(name=name), True
     except LabError as exc:
         text, ok = str(exc), False
-    if not request.htmx:
-        return _redirect_with(request, lab, text, ok=ok)
-    return render(
-        request,
-        "labs/panels/consumer_notice.html",
-        {"notice": text if ok else None, "error": None if ok else text},
-        status=200 if ok else UNPROCESSABLE,
-    )
+    return _consumer_notice(request, lab, text, ok=ok, failed_status=UNPROCESSABLE)
 
 
 @kafka_view
@@ -385,14 +378,15 @@ def dlq_replay(request: HttpRequest, lab_id: int) -> HttpResponse:
         text, ok = dead_letter_services.dlq_replay(lab=lab).message, True
     except LabError as exc:
         text, ok = str(exc), False
+    return _consumer_notice(request, lab, text, ok=ok, failed_status=UNAVAILABLE)
+
+
+def _consumer_notice(request: HttpRequest, lab: Lab, text: str, *, ok: bool, failed_status: int) -> HttpResponse:
+    """The consumers panel's notice (htmx), or the lab page with it as a message (no JavaScript)."""
     if not request.htmx:
         return _redirect_with(request, lab, text, ok=ok)
-    return render(
-        request,
-        "labs/panels/consumer_notice.html",
-        {"notice": text if ok else None, "error": None if ok else text},
-        status=200 if ok else UNAVAILABLE,
-    )
+    context = {"notice": text if ok else None, "error": None if ok else text}
+    return render(request, "labs/panels/consumer_notice.html", context, status=200 if ok else failed_status)
 
 
 # --- The page -------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from kafkalab.kafka.config import client_config
 from kafkalab.kafka.consumer_config import LIVE_STATUSES, ConsumerConfig, FailurePolicy
 from kafkalab.kafka.errors import KafkaRefused, KafkaUnavailable
 from kafkalab.kafka.replay import DeadLetter, dead_letters_replay
-from kafkalab.kafka.schema_lookup import registry_lookup
+from kafkalab.kafka.schema_lookup import asked_once, registry_lookup
 from kafkalab.labs.errors import LabError
 from kafkalab.labs.models import Lab
 from kafkalab.labs.services.topics import dead_letter_topic_ensure
@@ -111,7 +111,7 @@ def _running_configs(lab: Lab) -> dict[str, ConsumerConfig]:
 
 def _still_failing(letters: list[DeadLetter], configs: dict[str, ConsumerConfig]) -> list[StillFailing]:
     """Each running consumer whose reader fails some of `letters`, read as it would read them."""
-    lookup = _asked_once_when_down(registry_lookup(registry_url()))
+    lookup = asked_once(registry_lookup(registry_url()))
     found = []
     for name, config in sorted(configs.items()):
         failures = [failure for letter in letters if (failure := _failure(config.reader, letter, lookup))]
@@ -135,19 +135,3 @@ def _failure(reader: readers.Reader, letter: DeadLetter, lookup) -> readers.Read
         # A registry out of reach is not the record's fault: the consumer waits it out.
         return None if failure.kind == readers.Failure.REGISTRY_DOWN else failure
     return None
-
-
-def _asked_once_when_down(lookup: readers.SchemaLookup) -> readers.SchemaLookup:
-    """A registry out of reach is not asked again for every record of one replay."""
-    down: list[ConnectionError] = []
-
-    def ask(schema_id: int) -> tuple[str, str]:
-        if down:
-            raise down[0]
-        try:
-            return lookup(schema_id)
-        except ConnectionError as exc:
-            down.append(exc)
-            raise
-
-    return ask

@@ -33,6 +33,9 @@ from tests.integration.lab_support import CLUSTER_UP_TIMEOUT, Learner, observer_
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # A bound on waiting for readiness, not an expectation of how long it takes.
 UP_TIMEOUT = 120.0
+# Fixed ports sit above Linux's ephemeral range (32768–60999), where an outgoing connection
+# of any process could hold them when a broker wants to listen.
+LONE_BROKER_PORTS = 62192
 
 
 def make_local_cluster(root: Path, port_base: int) -> LocalCluster:
@@ -178,7 +181,7 @@ def learner(open_lab) -> Learner:
 @pytest.fixture
 def lone_broker(tmp_path_factory, settings, lab_ids_apart, lab_channel_layers) -> Iterator[LocalCluster]:
     """A 1-broker cluster of its own (a test may stop it), with the app pointed at it."""
-    cluster = LocalCluster(tmp_path_factory.mktemp("lone-broker"), port_base=39592, libs_dir=settings.KAFKA_LIBS_DIR)
+    cluster = LocalCluster(tmp_path_factory.mktemp("lone-broker"), port_base=LONE_BROKER_PORTS, libs_dir=settings.KAFKA_LIBS_DIR)
     settings.KAFKA_LOCAL_DIR = cluster.root
     settings.KAFKA_LOCAL_PORT_BASE = cluster.port_base
     settings.KAFKA_LOCAL_BROKERS = 1

@@ -56,6 +56,8 @@ class ProbeHub:
         # unwatched, and the old one's unwatch must not end the new one's watch.
         self._watchers: Counter[str] = Counter()
         self._latest: dict[str, GroupSnapshot] = {}
+        self._snapshots_read = 0  # lines of snapshots read so far: fresh() waits on it
+        self._new_snapshots = threading.Condition(self._lock)
         self._process: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
 
@@ -89,6 +91,27 @@ class ProbeHub:
             self._ensure_running()
             return self._latest.get(group_id)
 
+    def fresh(self, group_id: str, *, timeout: float) -> GroupSnapshot | None:
+        """The first snapshot of the group whose questions were all asked after this call: the
+        second one read from now on (the first may have been asked just before). None when the
+        probe gave none in time."""
+        with self._lock:
+            self._ensure_running()
+            wanted = self._snapshots_read + 2
+            if not self._new_snapshots.wait_for(lambda: self._snapshots_read >= wanted, timeout):
+                return None
+            return self._latest.get(group_id)
+
+    def close(self) -> None:
+        """Stop watching everything and end the probe process."""
+        with self._lock:
+            self._labs.clear()
+            self._watchers.clear()
+            process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            process.wait()
+
     def _ensure_running(self) -> None:
         if self._process is not None and self._process.poll() is None:
             return
@@ -118,6 +141,8 @@ class ProbeHub:
                 continue
             with self._lock:
                 self._latest.update({g: snap for g, snap in found.items() if g in self._labs})
+                self._snapshots_read += 1
+                self._new_snapshots.notify_all()
         process.wait()
         with self._lock:
             stopped = GroupSnapshot([], None, None, "the group probe stopped; starting another")

@@ -48,13 +48,6 @@ def groups_describe(admin: AdminClient, topics: dict[str, str]) -> dict[str, Gro
     return described
 
 
-def group_describe(admin: AdminClient, group_id: str, topic: str) -> GroupDescription:
-    described = groups_describe(admin, {group_id: topic})[group_id]
-    if isinstance(described, KafkaUnavailable):
-        raise described
-    return described
-
-
 def _description(result, group_id: str, topic: str) -> GroupDescription:
     members = [
         GroupMember(
@@ -99,14 +92,6 @@ def groups_committed(
             committed[group_id] = {tp.partition: tp.offset for tp in result.topic_partitions if tp.offset >= 0}
         except (KafkaException, TimeoutError) as exc:
             committed[group_id] = KafkaUnavailable(f"Kafka did not list the offsets of {group_id}: {exc}")
-    return committed
-
-
-def group_committed(admin: AdminClient, group_id: str, topic: str, partitions: list[int]) -> dict[int, int]:
-    """Committed offset per partition; partitions the group never committed are left out."""
-    committed = groups_committed(admin, {group_id: (topic, partitions)})[group_id]
-    if isinstance(committed, KafkaUnavailable):
-        raise committed
     return committed
 
 

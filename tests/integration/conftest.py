@@ -178,15 +178,24 @@ def learner(open_lab) -> Learner:
     return Learner(client=client, lab_id=open_lab(client))
 
 
-@pytest.fixture
-def lone_broker(tmp_path_factory, settings, lab_ids_apart, lab_channel_layers) -> Iterator[LocalCluster]:
-    """A 1-broker cluster of its own (a test may stop it), with the app pointed at it."""
-    cluster = LocalCluster(tmp_path_factory.mktemp("lone-broker"), port_base=LONE_BROKER_PORTS, libs_dir=settings.KAFKA_LIBS_DIR)
-    settings.KAFKA_LOCAL_DIR = cluster.root
-    settings.KAFKA_LOCAL_PORT_BASE = cluster.port_base
-    settings.KAFKA_LOCAL_BROKERS = 1
+@pytest.fixture(scope="module")
+def lone_broker_cluster(tmp_path_factory) -> Iterator[LocalCluster]:
+    """A 1-broker cluster of the module's own, started once for its tests."""
+    cluster = LocalCluster(
+        tmp_path_factory.mktemp("lone-broker"), port_base=LONE_BROKER_PORTS, libs_dir=settings.KAFKA_LIBS_DIR
+    )
     try:
         cluster.up(1, timeout=CLUSTER_UP_TIMEOUT)
         yield cluster
     finally:
         cluster.down()
+
+
+@pytest.fixture
+def lone_broker(lone_broker_cluster, settings, lab_ids_apart, lab_channel_layers) -> LocalCluster:
+    """The module's lone broker, up (a test may stop it), with the app pointed at it."""
+    settings.KAFKA_LOCAL_DIR = lone_broker_cluster.root
+    settings.KAFKA_LOCAL_PORT_BASE = lone_broker_cluster.port_base
+    settings.KAFKA_LOCAL_BROKERS = 1
+    lone_broker_cluster.up(1, timeout=CLUSTER_UP_TIMEOUT)  # nothing to do unless a test left it down
+    return lone_broker_cluster

@@ -18,7 +18,6 @@ from tests.integration.conftest import cluster_processes, manage, manage_env, pi
 COMMAND_PORTS = 61592
 EXTERNAL_PORTS = 61692
 NO_JAVA_PORTS = 61792
-ARCHIVE_PORTS = 61842
 
 
 def status_json(env: dict[str, str]) -> dict:
@@ -27,8 +26,33 @@ def status_json(env: dict[str, str]) -> dict:
     return json.loads(result.stdout)
 
 
-def test_kafka_up_status_and_down(make_cluster):
-    cluster = make_cluster(COMMAND_PORTS)
+def own_libs(tmp_path: Path) -> Path:
+    """Jars of the test's own (links to the suite's), so a class archive is made there from scratch."""
+    libs = tmp_path / "libs"
+    libs.mkdir()
+    for jar in Path(settings.KAFKA_LIBS_DIR).glob("*.jar"):
+        (libs / jar.name).symlink_to(jar)
+    return libs
+
+
+def test_kafka_up_status_and_down_and_later_starts_use_the_class_archive(tmp_path):
+    libs = own_libs(tmp_path)
+    archive = class_archive(java_executable(), libs.resolve())
+    with stopped_afterwards(LocalCluster(tmp_path / "kafka", port_base=COMMAND_PORTS, libs_dir=libs)) as cluster:
+        up_status_and_down(cluster, archive)
+        # The second start uses the archive the first one made.
+        env = manage_env(cluster)
+        assert manage("kafka", "up", "--brokers", "1", env=env).returncode == 0
+        command_line = broker_command_line(env)
+        assert f"-XX:SharedArchiveFile={archive}" in command_line
+        assert not any(arg.startswith("-XX:DumpLoadedClassList=") for arg in command_line)
+    assert sorted(path.name for path in libs.iterdir() if not path.name.endswith(".jar")) == [
+        archive.name,
+        archive.with_suffix(".lock").name,
+    ]
+
+
+def up_status_and_down(cluster: LocalCluster, archive: Path) -> None:
     env = manage_env(cluster)
 
     before = status_json(env)
@@ -53,6 +77,7 @@ def test_kafka_up_status_and_down(make_cluster):
     assert (broker["node_id"], broker["port"], broker["controller_port"], broker["alive"]) == (1, 61592, 61593, True)
     assert "kafka.Kafka" in psutil.Process(broker["pid"]).cmdline()
     assert [p.pid for p in cluster_processes(cluster)] == [broker["pid"]]
+    assert any(arg.startswith("-XX:DumpLoadedClassList=") for arg in broker_command_line(env))
     assert broker_ids(status["bootstrap_servers"]) == {1}
 
     text = manage("kafka", "status", env=env)
@@ -64,6 +89,12 @@ def test_kafka_up_status_and_down(make_cluster):
     assert again.returncode == 0, again.stderr
     assert "Cluster already up; nothing started." in again.stdout
     assert status_json(env)["brokers"][0]["pid"] == broker["pid"]
+
+    # A detached process at the lowest priority makes the class archive once the cluster is up.
+    deadline = time.monotonic() + 180
+    while not archive.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert archive.exists()
 
     down = manage("kafka", "down", env=env)
     assert down.returncode == 0, down.stderr
@@ -151,32 +182,3 @@ def test_cluster_commands_need_no_secret_key(make_cluster):
 def broker_command_line(env: dict[str, str]) -> list[str]:
     [broker] = status_json(env)["brokers"]
     return psutil.Process(broker["pid"]).cmdline()
-
-
-def test_the_first_start_makes_a_class_archive_that_later_starts_use(tmp_path):
-    # Jars of its own (links to the suite's), so the archive is made here from scratch.
-    libs = tmp_path / "libs"
-    libs.mkdir()
-    for jar in Path(settings.KAFKA_LIBS_DIR).glob("*.jar"):
-        (libs / jar.name).symlink_to(jar)
-    archive = class_archive(java_executable(), libs.resolve())
-    with stopped_afterwards(LocalCluster(tmp_path / "kafka", port_base=ARCHIVE_PORTS, libs_dir=libs)) as cluster:
-        env = manage_env(cluster)
-
-        assert manage("kafka", "up", "--brokers", "1", env=env).returncode == 0
-        assert any(arg.startswith("-XX:DumpLoadedClassList=") for arg in broker_command_line(env))
-        # A detached process at the lowest priority makes it once the cluster is up.
-        deadline = time.monotonic() + 180
-        while not archive.exists() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert archive.exists()
-        assert manage("kafka", "down", env=env).returncode == 0
-
-        assert manage("kafka", "up", "--brokers", "1", env=env).returncode == 0
-        command_line = broker_command_line(env)
-        assert f"-XX:SharedArchiveFile={archive}" in command_line
-        assert not any(arg.startswith("-XX:DumpLoadedClassList=") for arg in command_line)
-    assert sorted(path.name for path in libs.iterdir() if not path.name.endswith(".jar")) == [
-        archive.name,
-        archive.with_suffix(".lock").name,
-    ]

@@ -253,7 +253,8 @@ def topics_deleted(kafka_cluster: LocalCluster) -> Iterator[list[str]]:
 
 
 def group_listed(bootstrap: str, group_id: str) -> bool:
-    listed = AdminClient({"bootstrap.servers": bootstrap}).list_consumer_groups(request_timeout=KAFKA_TIMEOUT)
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # held until its future is done
+    listed = admin.list_consumer_groups(request_timeout=KAFKA_TIMEOUT)
     return group_id in {group.group_id for group in listed.result(timeout=KAFKA_TIMEOUT + 5).valid}
 
 

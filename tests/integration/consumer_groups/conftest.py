@@ -99,8 +99,12 @@ def lab(open_lab) -> Lab:
 
 
 @pytest.fixture
-def group(lab: Lab, kafka_cluster: LocalCluster) -> GroupView:
-    return GroupView(kafka_cluster.bootstrap_servers(), lab)
+def group(lab: Lab, kafka_cluster: LocalCluster) -> Iterator[GroupView]:
+    view = GroupView(kafka_cluster.bootstrap_servers(), lab)
+    try:
+        yield view
+    finally:
+        view.close()
 
 
 @pytest.fixture

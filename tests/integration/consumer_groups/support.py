@@ -28,11 +28,10 @@ from typing import TypeVar
 
 import psutil
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from kafkalab.kafka.consumer_config import ConsumerConfig
-from kafkalab.kafka.errors import KafkaUnavailable
-from kafkalab.kafka.groups import GroupDescription, group_committed, group_describe
+from kafkalab.kafka.group_watch import GroupSnapshot, ProbeHub
+from kafkalab.kafka.groups import GroupDescription
 from tests.harness.http_browser import HTTP_TIMEOUT, Response
 from tests.harness.http_browser import Browser as Browser  # re-exported: the tests import it from here
 from tests.harness.server import SERVER_PIDS
@@ -44,6 +43,9 @@ T = TypeVar("T")
 WAIT = 60.0
 SERVICE_MODULE = "kafkalab.kafka.notification_service"
 PARTITIONS = 4
+# The test's own group probe asks this often, so a fresh answer takes well under a second.
+PROBE_INTERVAL = 0.2
+GROUP_ANSWER_TIMEOUT = 30.0
 
 
 def wait_for(probe: Callable[[], T], what: str, *, timeout: float = WAIT, every: float = 0.2) -> T:
@@ -166,24 +168,31 @@ def _alert(page: str) -> str:
 
 
 class GroupView:
-    """The lab's group as Kafka's coordinator describes it, asked by the test itself."""
+    """The lab's group as Kafka's coordinator describes it, asked by the test itself.
+
+    Through a group probe process of the test's own, as the app asks: librdkafka's coordinator
+    code can crash the process that makes group calls, and that must not be a pytest worker."""
 
     def __init__(self, bootstrap: str, lab: Lab) -> None:
         self.bootstrap = bootstrap
-        self.admin = AdminClient({"bootstrap.servers": bootstrap})
         self.lab = lab
+        self.probe = ProbeHub(client={"bootstrap.servers": bootstrap}, interval=PROBE_INTERVAL)
+        self.probe.watch(group_id=lab.group_id, topic=lab.topic)
+
+    def close(self) -> None:
+        self.probe.close()
+
+    def _snapshot(self) -> GroupSnapshot | None:
+        snapshot = self.probe.fresh(self.lab.group_id, timeout=GROUP_ANSWER_TIMEOUT)
+        return None if snapshot is None or snapshot.error else snapshot
 
     def describe(self) -> GroupDescription | None:
-        try:
-            return group_describe(self.admin, self.lab.group_id, self.lab.topic)
-        except KafkaUnavailable:
-            return None
+        snapshot = self._snapshot()
+        return snapshot.group if snapshot else None
 
     def committed(self) -> dict[int, int]:
-        try:
-            return group_committed(self.admin, self.lab.group_id, self.lab.topic, list(range(PARTITIONS)))
-        except KafkaUnavailable:
-            return {}
+        snapshot = self._snapshot()
+        return dict(snapshot.committed or {}) if snapshot else {}
 
     def log_ends(self) -> dict[int, int]:
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "kafkalab-tests-unused"})

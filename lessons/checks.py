@@ -893,3 +893,134 @@ def replayed_and_emailed(lab: LabNow, params: dict) -> dict | None:
                 "reader": readers.get(email["consumer"], "—"),
             }
     return None
+
+
+# --- transactions ----------------------------------------------------------------------------
+#
+# Each orders lane in the model carries what the observer judged from a read_committed and a
+# read_uncommitted reader of the partition (kafkalab.runner.txn_marks): `last_stable` (the LSO),
+# `txn.open` and `txn.aborted` (offsets of its records shown), and `markers` (COMMIT and ABORT
+# control records, by offset). Whoever wrote the transaction, Kafka shows it the same way.
+
+
+def _new_since(lab: LabNow, lane: dict, offset: int) -> bool:
+    return offset >= lab.armed.get("log_ends", {}).get(str(lane["partition"]), 0)
+
+
+def _isolation(consumer: dict) -> str:
+    return (consumer.get("config") or {}).get("isolation_level") or "read_committed"
+
+
+@check("transaction_open", facts={"partition", "open", "last_stable", "log_end"})
+def transaction_open(lab: LabNow, params: dict) -> dict | None:
+    """Records written since the step began in a transaction not decided yet: past the LSO."""
+    for lane in lab.model.get("lanes", []):
+        opened = [o for o in (lane.get("txn") or {}).get("open", []) if _new_since(lab, lane, o)]
+        if opened and lane.get("last_stable") is not None:
+            return {
+                "partition": lane["partition"],
+                "open": _span(opened),
+                "last_stable": lane["last_stable"],
+                "log_end": lane.get("log_end"),
+            }
+    return None
+
+
+@check(
+    "transaction_holds_back_reader",
+    facts={"partition", "open", "last_stable", "log_end", "consumer", "position", "lag"},
+)
+def transaction_holds_back_reader(lab: LabNow, params: dict) -> dict | None:
+    """A transaction open since the step began holds its records past the LSO, and a running
+    read_committed consumer waits there: its position is the LSO, short of the log end."""
+    for lane in lab.model.get("lanes", []):
+        opened = [o for o in (lane.get("txn") or {}).get("open", []) if _new_since(lab, lane, o)]
+        lso, log_end = lane.get("last_stable"), lane.get("log_end")
+        if not opened or lso is None or log_end is None or lso >= log_end:
+            continue
+        for consumer in lab.consumers():
+            position = (consumer.get("positions") or {}).get(str(lane["partition"]))
+            if _isolation(consumer) == "read_committed" and position == lso:
+                return {
+                    "partition": lane["partition"],
+                    "open": _span(opened),
+                    "last_stable": lso,
+                    "log_end": log_end,
+                    "consumer": consumer["name"],
+                    "position": position,
+                    "lag": log_end - position,
+                }
+    return None
+
+
+def _markers_since(lab: LabNow, control: str) -> list[tuple[dict, dict]]:
+    return [
+        (lane, marker)
+        for lane in lab.model.get("lanes", [])
+        for marker in lane.get("markers", [])
+        if marker["control"] == control and _new_since(lab, lane, marker["offset"])
+    ]
+
+
+@check(
+    "aborted_order_emailed",
+    facts={"consumer", "order_id", "partition", "offset", "marker", "aborted", "committed_readers"},
+)
+def aborted_order_emailed(lab: LabNow, params: dict) -> dict | None:
+    """An order written since the step began whose transaction was aborted (Kafka holds an ABORT
+    marker after it) was emailed anyway, by a read_uncommitted consumer."""
+    readers = {c["name"]: _isolation(c) for c in lab.model.get("consumers", [])}
+    for email in reversed(_emails_since(lab)):
+        if not email.get("aborted") or readers.get(email["consumer"]) != "read_uncommitted":
+            continue
+        lane = next((lane for lane in lab.model.get("lanes", []) if lane["partition"] == email["partition"]), None)
+        if lane is None or not _new_since(lab, lane, email["offset"]):
+            continue
+        markers = [
+            m["offset"] for m in lane.get("markers", []) if m["control"] == "abort" and m["offset"] > email["offset"]
+        ]
+        if not markers:
+            continue
+        committed_readers = sorted(name for name, level in readers.items() if level == "read_committed")
+        return {
+            "consumer": email["consumer"],
+            "order_id": (email.get("order_id") or "—")[:8],
+            "partition": email["partition"],
+            "offset": email["offset"],
+            "marker": markers[0],
+            "aborted": _span([o for o in (lane.get("txn") or {}).get("aborted", []) if _new_since(lab, lane, o)])
+            if (lane.get("txn") or {}).get("aborted")
+            else email["offset"],
+            "committed_readers": ", ".join(committed_readers) or "none running",
+        }
+    return None
+
+
+@check("transaction_committed", facts={"partition", "marker", "records", "consumer", "order_id"})
+def transaction_committed(lab: LabNow, params: dict) -> dict | None:
+    """A transaction committed since the step began (a COMMIT marker after new records), and a
+    read_committed consumer emailed one of its orders."""
+    readers = {c["name"]: _isolation(c) for c in lab.model.get("consumers", [])}
+    for lane, marker in reversed(_markers_since(lab, "commit")):
+        before = [
+            r["offset"]
+            for r in lane.get("records", [])
+            if _new_since(lab, lane, r["offset"]) and r["offset"] < marker["offset"]
+        ]
+        emailed = [
+            e
+            for e in _emails_since(lab)
+            if e["partition"] == lane["partition"]
+            and e["offset"] in before
+            and readers.get(e["consumer"]) == "read_committed"
+            and not e.get("missed")
+        ]
+        if before and emailed:
+            return {
+                "partition": lane["partition"],
+                "marker": marker["offset"],
+                "records": _span(before),
+                "consumer": emailed[-1]["consumer"],
+                "order_id": (emailed[-1].get("order_id") or "—")[:8],
+            }
+    return None

@@ -19,3 +19,14 @@ class KafkaRefused(Exception):
 
 class ProduceFailed(Exception):
     """Kafka did not acknowledge a record; nothing about it may be reported as written."""
+
+
+class ProducerFenced(Exception):
+    """A transactional producer can't be used any more: another producer with its transactional.id
+    took over, or the broker aborted its transaction after transaction.timeout.ms (both bump the
+    producer's epoch). Throw it away; the next transaction needs a new one."""
+
+
+class TransactionAbortable(Exception):
+    """Kafka refused part of a transaction (a record, or the commit): it can only be aborted, and
+    then tried again with the same producer."""

@@ -293,6 +293,9 @@ def render_node_properties(node: Node, nodes: list[Node]) -> str:
         "group.consumer.session.timeout.ms": 10000,
         "group.consumer.min.heartbeat.interval.ms": 500,
         "group.consumer.heartbeat.interval.ms": 1000,
+        # The broker aborts a transaction past its transaction.timeout.ms only when it next looks
+        # (every 10 s by default): every second, so the page's countdown is true within a second.
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms": 1000,
         # A killed broker is fenced (and loses its leaderships and ISR places) within seconds,
         # so acks=all producers stall briefly rather than past their delivery timeout.
         "broker.heartbeat.interval.ms": 1000,

@@ -1,13 +1,17 @@
 """Reading topics from outside any consumer group: what is really in the log.
 
 The observer uses this to show every record, whoever wrote it. It reads uncommitted data
-(records of open or aborted transactions are in the log too) and never commits anything.
+(records of open or aborted transactions are in the log too) and never commits anything. A
+second tail of the orders topic reads committed data only, as a `read_committed` consumer does:
+what one returns and the other does not is what transactions did (kafkalab.runner.txn_marks).
 """
 
 from __future__ import annotations
 
 import operator
+import time
 from dataclasses import dataclass
+from enum import StrEnum
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -72,6 +76,7 @@ class TailPartition:
     isr: list[int]
     log_start: int | None
     log_end: int | None
+    start: int | None = None  # the offset the tail started reading it at (None: at its end)
 
 
 class TopicTail:
@@ -79,9 +84,12 @@ class TopicTail:
     before each log end. One consumer for all of a lab's topics: a record of any of them ends
     the same wait, and a lab costs one connection set, not one per topic."""
 
-    def __init__(self, topics: list[str], *, window: int, config: dict[str, object]) -> None:
+    def __init__(
+        self, topics: list[str], *, window: int, config: dict[str, object], isolation: str = "read_uncommitted"
+    ) -> None:
         self.topics = list(topics)
         self.window = window
+        self.isolation = isolation
         self._consumer = Consumer(
             {
                 **config,
@@ -89,7 +97,9 @@ class TopicTail:
                 "group.id": f"kafkalab-observer.{self.topics[0]}",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
-                "isolation.level": "read_uncommitted",
+                "isolation.level": isolation,
+                # Where a partition's end was reached: for read_committed, the last stable offset.
+                "enable.partition.eof": True,
                 "auto.offset.reset": "earliest",
                 "fetch.wait.max.ms": 20,
                 "socket.connection.setup.timeout.ms": 3000,
@@ -98,6 +108,8 @@ class TopicTail:
             logger=quiet_logger,
         )
         self.partitions: dict[str, list[int]] = {topic: [] for topic in self.topics}
+        # (topic, partition) → the offset at which the tail last reached the partition's end.
+        self.ends_reached: dict[tuple[str, int], int] = {}
         self.last_error: str | None = None
 
     def refresh_partitions(self) -> list[TailPartition]:
@@ -147,6 +159,7 @@ class TopicTail:
             isr=list(metadata.isrs),
             log_start=low,
             log_end=high,
+            start=None if start == OFFSET_END else start,
         )
         return described, start
 
@@ -155,11 +168,24 @@ class TopicTail:
         for message in self._consumer.consume(num_messages=max_records, timeout=timeout):
             error = message.error()
             if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    self.ends_reached[message.topic(), message.partition()] = message.offset()
+                else:
                     self.last_error = error.str()
                 continue
             records.append(_tail_record(message))
         return records
+
+    def positions(self, topic: str) -> dict[int, int]:
+        """The next offset the tail will read, per partition it reads (those it knows)."""
+        reading = [TopicPartition(topic, p) for p in self.partitions[topic]]
+        if not reading:
+            return {}
+        return {tp.partition: tp.offset for tp in self._consumer.position(reading) if tp.offset >= 0}
+
+    def at_end(self, topic: str, partition: int, position: int) -> bool:
+        """The tail has read all Kafka would give it of the partition, as of its last fetch."""
+        return self.ends_reached.get((topic, partition)) == position
 
     def close(self) -> None:
         self._consumer.close()
@@ -184,5 +210,49 @@ def read_record(topic: str, partition: int, offset: int, *, config: dict[str, ob
             if message.error() is None and message.offset() == offset:
                 return _tail_record(message)
         return None
+    finally:
+        consumer.close()
+
+
+class CommittedView(StrEnum):
+    """What a read_committed consumer makes of one record."""
+
+    READS = "reads"  # committed, or written outside any transaction
+    SKIPS = "skips"  # aborted
+    WAITS = "waits"  # at or past the last stable offset: its transaction is not decided yet
+
+
+def read_committed_view(
+    topic: str, partition: int, offset: int, *, config: dict[str, object], timeout: float = 5.0
+) -> CommittedView:
+    """Ask Kafka, as a read_committed consumer starting at `offset`: is the first record it gets
+    this one (it reads it), a later one or the partition's end past it (it skipped it: aborted),
+    or nothing past it (it waits at the last stable offset)?"""
+    consumer = Consumer(
+        {
+            **config,
+            "group.id": f"kafkalab-inspector.{topic}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "auto.offset.reset": "error",
+            "socket.connection.setup.timeout.ms": 3000,
+        },
+        logger=quiet_logger,
+    )
+    try:
+        consumer.assign([TopicPartition(topic, partition, offset)])
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            message = consumer.poll(min(left, 0.5))
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                continue
+            if message.offset() == offset and error is None:
+                return CommittedView.READS
+            return CommittedView.SKIPS if message.offset() > offset else CommittedView.WAITS
+        return CommittedView.WAITS
     finally:
         consumer.close()

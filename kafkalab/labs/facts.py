@@ -35,6 +35,12 @@ def duplicates(email_counts: Mapping[Where, int]) -> int:
     return sum(count - 1 for count in email_counts.values() if is_duplicate(count))
 
 
+def never_happened(email_counts: Mapping[Where, int], aborted: Container[Where]) -> int:
+    """Emails sent for records Kafka holds as aborted: a read_uncommitted consumer emailed an
+    order whose transaction was then rolled back, so the order never happened."""
+    return sum(count for where, count in email_counts.items() if where in aborted)
+
+
 @dataclass(frozen=True)
 class Missed:
     partition: int

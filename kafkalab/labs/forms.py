@@ -21,7 +21,9 @@ from kafkalab.kafka.consumer_config import (
     IsolationLevel,
     Reader,
 )
+from kafkalab.kafka.transactions import TIMEOUT_MS_DEFAULT
 from kafkalab.labs.models import LabOrder
+from kafkalab.labs.services.transactions import timeout_bounds, timeout_refusal
 
 ID_MAX_LENGTH = 64
 
@@ -87,6 +89,25 @@ class BurstForm(forms.Form):
 
 class AdvanceForm(forms.Form):
     order_id = forms.CharField(max_length=ID_MAX_LENGTH)
+
+
+class TransactionTimeoutForm(forms.Form):
+    """OrderService's transaction.timeout.ms lever, for the next transaction begun."""
+
+    timeout_ms = forms.IntegerField(
+        label="transaction.timeout.ms",
+        initial=TIMEOUT_MS_DEFAULT,
+        error_messages={
+            "required": f"Give transaction.timeout.ms in milliseconds, {timeout_bounds()}.",
+            "invalid": f"transaction.timeout.ms is a whole number of milliseconds, {timeout_bounds()}.",
+        },
+    )
+
+    def clean_timeout_ms(self) -> int:
+        timeout_ms = self.cleaned_data["timeout_ms"]
+        if refusal := timeout_refusal(timeout_ms):
+            raise forms.ValidationError(refusal)
+        return timeout_ms
 
 
 class PartitionsForm(forms.Form):

@@ -22,7 +22,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from kafkalab.labs.access import Role
-from kafkalab.labs.templatetags.lab_format import event_box_html
+from kafkalab.labs.templatetags.lab_format import control_marker_insert_html, event_box_html
 from kafkalab.runner.protocol import ORDERS_VIEW
 
 ANIMATED_BOXES = 3  # per lane and push
@@ -77,6 +77,22 @@ def poison_marks(poison: list[dict]) -> dict[tuple[int, int], dict]:
     return {(mark["partition"], mark["offset"]): mark for mark in poison}
 
 
+def txn_marks(lane: dict) -> dict[int, str]:
+    """An orders lane's records of an open or aborted transaction: offset → "open" or "aborted"."""
+    txn = lane.get("txn") or {}
+    return {**dict.fromkeys(txn.get("open", ()), "open"), **dict.fromkeys(txn.get("aborted", ()), "aborted")}
+
+
+def with_markers(records: list[dict], markers: list[dict], partition: int) -> list[dict]:
+    """A lane's records with its COMMIT and ABORT markers between them, in offset order (only
+    markers among or after the records: older ones scrolled out with their records)."""
+    if not markers:
+        return records
+    oldest = records[0]["offset"] if records else -1
+    shown = [{**marker, "partition": partition} for marker in markers if marker["offset"] > oldest]
+    return sorted([*records, *shown], key=lambda item: item["offset"])
+
+
 class ViewerPage:
     """What one viewer's page shows now, so that each push renders only what changed for it: a
     busy lab changes its lane offsets and outbox several times a second, its timeline rarely,
@@ -90,6 +106,9 @@ class ViewerPage:
         # that turns out to be poison after it was drawn.
         self.drawn: dict[int, deque[dict]] = {}
         self.poison: dict[tuple[int, int], dict] = {}  # the orders records marked poison
+        # Per orders partition: the transaction marks the page shows, and its markers' offsets.
+        self.txn: dict[int, dict[int, str]] = {}
+        self.markers: dict[int, set[int]] = {}
         self.shown: dict[str, object] = {}  # part → the data it was last rendered from
 
     def model(self, model: dict) -> str:
@@ -99,6 +118,8 @@ class ViewerPage:
         self.poison = poison_marks(model.get("poison", []))
         self.newest = {view["view"]: newest_offsets(view["lanes"]) for view in views}
         self.drawn = {lane["partition"]: deque(lane.get("records", []), maxlen=self.window) for lane in model["lanes"]}
+        self.txn = {lane["partition"]: txn_marks(lane) for lane in model["lanes"]}
+        self.markers = {lane["partition"]: {m["offset"] for m in lane.get("markers", [])} for lane in model["lanes"]}
         html = "".join(self._view_html(view) for view in views)
         # The lanes just drawn carry their offsets, charts and marks: remember them as shown.
         for view in views:
@@ -108,7 +129,15 @@ class ViewerPage:
 
     def _view_html(self, view: dict) -> str:
         if view["view"] == ORDERS_VIEW:
-            lanes = [{**lane, "records": self._marked(lane.get("records", []))} for lane in view["lanes"]]
+            lanes = [
+                {
+                    **lane,
+                    "records": with_markers(
+                        self._marked(lane.get("records", [])), lane.get("markers", []), lane["partition"]
+                    ),
+                }
+                for lane in view["lanes"]
+            ]
             context = _context(self.viewer, lanes=lanes, topic=view["topic"], lane_window=self.window)
             return render_to_string("labs/panels/lanes.html", context)
         prefix = dom_prefix(view["view"])
@@ -116,7 +145,9 @@ class ViewerPage:
         return render_to_string("labs/panels/topic_lanes.html", context)
 
     def records(self, *, appends: list[dict], lanes: list[dict]) -> str:
-        """New boxes appended to their lanes (none this page already has), and changed offsets."""
+        """New boxes appended to their lanes (none this page already has), and changed offsets;
+        then boxes whose transaction marks changed, and markers found since."""
+        redrawn = self._newly_txn_marked(lanes)
         fresh = []
         for view, view_appends in _by_view(appends).items():
             for append in unseen(view_appends, self.newest.setdefault(view, {})):
@@ -127,9 +158,10 @@ class ViewerPage:
                 # A few boxes land with a short animation; more than that at once simply appear.
                 quiet = len(records) > ANIMATED_BOXES
                 fresh.append({**append, "view": view, "prefix": dom_prefix(view), "records": records, "quiet": quiet})
-        return render_to_string(
+        html = render_to_string(
             "labs/panels/lane_appends.html", _context(self.viewer, appends=fresh, lanes=self._changed_lanes(lanes))
         )
+        return html + "".join(redrawn) + self._new_markers(lanes)
 
     def panels(self, panels: dict) -> str:
         """The lane offsets, group, timeline and outbox that changed since this page last got them."""
@@ -138,9 +170,12 @@ class ViewerPage:
             "group": {"group": group, "consumers": panels["consumers"]},
             "rebalances": {"rebalances": panels["rebalances"]},
             "outbox": {"outbox": panels["outbox"]},
+            "transaction": {"transaction": panels.get("transaction"), "ended": panels.get("transaction_ended")},
         }
         lanes = [*panels["lanes"], *(lane for view in panels.get("views", []) for lane in view["lanes"])]
         html = [self._lane_metas_html(self._changed_lanes(lanes))]
+        html += self._newly_txn_marked(panels["lanes"])
+        html.append(self._new_markers(panels["lanes"]))
         html += [
             render_to_string("labs/panels/lag_chart.html", _context(self.viewer, lane=lane))
             for lane in self._changed_charts(panels["lanes"])
@@ -171,13 +206,57 @@ class ViewerPage:
         return render_to_string("labs/panels/view_count.html", context)
 
     def _marked(self, records: list[dict]) -> list[dict]:
-        """The records, those known to be poison carrying their mark (copied: the model is shared)."""
-        if not self.poison:
+        """The records, those known to be poison or in an open or aborted transaction carrying
+        their marks (copied: the model is shared)."""
+        if not self.poison and not any(self.txn.values()):
             return records
-        return [
-            {**record, "poison": mark} if (mark := self.poison.get((record["partition"], record["offset"]))) else record
-            for record in records
-        ]
+        return [self._mark(record) for record in records]
+
+    def _mark(self, record: dict) -> dict:
+        where = (record["partition"], record["offset"])
+        poison, txn = self.poison.get(where), self.txn.get(record["partition"], {}).get(record["offset"])
+        if poison is None and txn is None:
+            return record
+        marks = {"poison": poison} if poison is not None else {}
+        return {**record, **marks, **({"txn": txn} if txn else {})}
+
+    def _newly_txn_marked(self, lanes: list[dict]) -> list[str]:
+        """Boxes this page shows whose transaction mark changed (open → aborted, or open →
+        committed, which has none): each is redrawn in place."""
+        boxes = []
+        for lane in lanes:
+            if lane.get("view", ORDERS_VIEW) != ORDERS_VIEW or "txn" not in lane:
+                continue
+            partition, marks = lane["partition"], txn_marks(lane)
+            before = self.txn.get(partition, {})
+            if marks == before:
+                continue
+            self.txn[partition] = marks
+            changed = {offset for offset in {*marks, *before} if marks.get(offset) != before.get(offset)}
+            for record in self.drawn.get(partition, ()):
+                if record["offset"] in changed:
+                    boxes.append(event_box_html(self.viewer, self._mark(record), quiet=True, replace=True))
+        return boxes
+
+    def _new_markers(self, lanes: list[dict]) -> str:
+        """COMMIT and ABORT markers this page does not show yet: each goes before the first box
+        past its offset, or at the lane's end."""
+        html = []
+        for lane in lanes:
+            if lane.get("view", ORDERS_VIEW) != ORDERS_VIEW or not lane.get("markers"):
+                continue
+            partition = lane["partition"]
+            drawn = self.drawn.get(partition, ())
+            oldest = drawn[0]["offset"] if drawn else -1
+            shown = self.markers.setdefault(partition, set())
+            for marker in lane["markers"]:
+                if marker["offset"] in shown or marker["offset"] < oldest:
+                    continue
+                shown.add(marker["offset"])
+                after = next((r["offset"] for r in drawn if r["offset"] > marker["offset"]), None)
+                html.append(control_marker_insert_html({**marker, "partition": partition}, before=after))
+            shown.difference_update({offset for offset in shown if offset < oldest})
+        return "".join(html)
 
     def _newly_poisoned(self, marks: dict[tuple[int, int], dict]) -> list[str]:
         """Boxes this page shows whose record became poison (or whose mark changed) since it
@@ -190,8 +269,7 @@ class ViewerPage:
         for partition, offset in changed:
             record = next((r for r in self.drawn.get(partition, ()) if r["offset"] == offset), None)
             if record is not None:
-                marked = {**record, "poison": marks[partition, offset]}
-                boxes.append(event_box_html(self.viewer, marked, quiet=True, replace=True))
+                boxes.append(event_box_html(self.viewer, self._mark(record), quiet=True, replace=True))
         return boxes
 
     def _changed_lanes(self, lanes: list[dict]) -> list[dict]:

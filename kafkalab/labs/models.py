@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from kafkalab.kafka.consumer_config import LIVE_STATUSES, ConsumerStatus
 from kafkalab.kafka.contracts import Encoding, schema_text, v1_schema
+from kafkalab.kafka.transactions import TIMEOUT_MS_DEFAULT, TIMEOUT_MS_MAX, TIMEOUT_MS_MIN
 
 # A reset that started longer ago than this has died with its process; the lab is usable again.
 RESET_STALE_AFTER = timedelta(minutes=2)
@@ -33,6 +34,13 @@ class Lab(models.Model):
     writer_schema = models.TextField(blank=True)
     writer_schema_id = models.IntegerField(null=True, blank=True)
     writer_version = models.IntegerField(null=True, blank=True)
+    # OrderService's transactions. The lever: transaction.timeout.ms of the next one begun. The
+    # lab runner holds the transactional producer and writes what it knows here at each change, for
+    # pages rendered over HTTP and for routing orders into the open transaction: `transaction_open`
+    # as the live model has it (None when none is open), `transaction_ended` how the last one ended.
+    transaction_timeout_ms = models.PositiveIntegerField(default=TIMEOUT_MS_DEFAULT)
+    transaction_open = models.JSONField(null=True, blank=True)
+    transaction_ended = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -68,6 +76,16 @@ class Lab(models.Model):
     @property
     def group_id(self) -> str:
         return f"{self.prefix}.order-notifications"
+
+    @property
+    def transactional_id(self) -> str:
+        """OrderService's transactional.id: one per lab, held by the lab runner alone."""
+        return f"{self.prefix}.order-service"
+
+    @property
+    def transaction_timeout_range(self) -> tuple[int, int]:
+        """The transaction.timeout.ms lever's bounds (ms), for the page's field."""
+        return TIMEOUT_MS_MIN, TIMEOUT_MS_MAX
 
     @property
     def dlq_replay_id(self) -> str:
@@ -112,6 +130,11 @@ class LabOrder(models.Model):
     # False while OrderService waits for Kafka: the row reserves the orderId, so two requests
     # for one orderId can't both be written. A failed produce deletes it.
     acknowledged = models.BooleanField(default=False)
+    # The open transaction (its key) this row waits on: unacknowledged, the order was created in it;
+    # acknowledged, its `pending_status` event was written in it. A commit makes them count, anything
+    # else undoes them (kafkalab.labs.services.transactions).
+    transaction_key = models.CharField(max_length=32, blank=True, default="")
+    pending_status = models.CharField(max_length=16, choices=Status.choices, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

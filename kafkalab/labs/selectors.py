@@ -9,7 +9,7 @@ from kafkalab.kafka.admin import shared_admin
 from kafkalab.kafka.config import bootstrap_servers, client_config
 from kafkalab.kafka.errors import KafkaRefused, KafkaUnavailable
 from kafkalab.kafka.partitioner import PartitionReason, explain_partition
-from kafkalab.kafka.tail import read_record
+from kafkalab.kafka.tail import CommittedView, read_committed_view, read_record
 from kafkalab.labs import contract_selectors, events, records
 from kafkalab.labs.errors import LabError
 from kafkalab.labs.models import Lab
@@ -44,6 +44,9 @@ def lab_state(model: dict) -> dict:
         "consumers": model["consumers"],
         "rebalances": model["rebalances"],
         "outbox": {key: value for key, value in model["outbox"].items() if key != "recent"},
+        # OrderService's open transaction (None when none is open), and how the last one ended.
+        "transaction": model.get("transaction"),
+        "transaction_ended": model.get("transaction_ended"),
     }
 
 
@@ -71,6 +74,8 @@ class EventDetail:
     contract: contract_selectors.RecordContract | None = None
     topic: str = ""  # the orders topic, or the dead-letter topic for a box of its lanes
     dead_letter: bool = False  # a record of the dead-letter topic: no key decided its partition
+    # What a read_committed consumer makes of it (an orders record): reads, skips (aborted) or waits.
+    read_committed: CommittedView | None = None
 
 
 def lab_view_topic(*, lab: Lab, view: str) -> str:
@@ -95,6 +100,7 @@ def event_inspect(*, lab: Lab, partition: int, offset: int, view: str | None = N
     if record is None:
         raise LabError(f"There is no record at partition {partition}, offset {offset} (any more).")
     text, is_json = records.pretty_value(record.value)
+    dead_letter = topic == lab.dlq_topic
     return EventDetail(
         partition=record.partition,
         offset=record.offset,
@@ -112,5 +118,6 @@ def event_inspect(*, lab: Lab, partition: int, offset: int, view: str | None = N
             subject=lab.value_subject,
         ),
         topic=topic,
-        dead_letter=topic == lab.dlq_topic,
+        dead_letter=dead_letter,
+        read_committed=None if dead_letter else read_committed_view(topic, partition, offset, config=client_config()),
     )

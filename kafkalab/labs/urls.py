@@ -1,7 +1,7 @@
 from django.urls import path
 
 import kafkalab.labs.converters  # noqa: F401 (registers lab_id, partition, offset)
-from kafkalab.labs import contract_views, views
+from kafkalab.labs import contract_views, transaction_views, views
 
 app_name = "labs"
 
@@ -17,6 +17,18 @@ urlpatterns = [
     path("labs/<lab_id:lab_id>/orders/", views.order_create, name="order-create"),
     path("labs/<lab_id:lab_id>/orders/burst/", views.orders_burst, name="orders-burst"),
     path("labs/<lab_id:lab_id>/orders/advance/", views.order_advance, name="order-advance"),
+    *[
+        path(
+            f"labs/<lab_id:lab_id>/transaction/{action}/",
+            transaction_views.transaction_action,
+            {"action": action},
+            name=f"transaction-{action}",
+        )
+        for action in transaction_views.TRANSACTION_ACTIONS
+    ],
+    path(
+        "labs/<lab_id:lab_id>/transaction/timeout/", transaction_views.transaction_timeout, name="transaction-timeout"
+    ),
     path("labs/<lab_id:lab_id>/partitions/", views.partitions_change, name="partitions"),
     path("labs/<lab_id:lab_id>/events/<partition:partition>/<offset:offset>/", views.event_detail, name="event"),
     path("labs/<lab_id:lab_id>/consumers/", views.consumer_add, name="consumer-add"),

@@ -21,12 +21,14 @@ from django.utils import timezone
 
 from kafkalab.kafka.consumer_config import LIVE_STATUSES, ConsumerConfig, ConsumerStatus
 from kafkalab.labs.models import Lab, NotificationConsumer, OutboxEmail, Rebalance
+from kafkalab.labs.services.transactions import transactions_forget_all
 from kafkalab.runner import protocol
 from kafkalab.runner.cluster_watcher import ClusterWatcher
 from kafkalab.runner.lab_observer import LabObserver
 from kafkalab.runner.live import LabLive, RebalanceLive
 from kafkalab.runner.protocol import LabClosed, LabModel
 from kafkalab.runner.supervisor import Supervisor
+from kafkalab.runner.transactions import LabTransaction, TransactionRefused
 from lessons.tracker import LessonTracker
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class LabSession:
         self.lab_id = lab_id
         self.live = LabLive(lab_id)
         self.supervisor = Supervisor(lab_id=lab_id, live=self.live, on_change=self.changed)
+        self.transaction = LabTransaction(lab_id, live=self.live, on_change=self.changed)
         self.lessons = LessonTracker(lab_id)
         self.observer: LabObserver | None = None
         self.viewers = 0
@@ -67,6 +70,7 @@ class Runner:
 
     async def start(self) -> None:
         await forget_processes_of_a_previous_run()
+        await forget_transactions_of_a_previous_run()
         loop = asyncio.get_running_loop()
         self._background = [
             loop.create_task(self._persist_forever(), name="runner-persist"),
@@ -140,6 +144,7 @@ class Runner:
         if session is None:
             return
         await session.supervisor.reap()
+        await session.transaction.close()
         if session.observer is not None:
             session.observer.stop()
         await protocol.lab_publish(self.layer, lab_id, LabClosed(reason=reason))
@@ -255,6 +260,7 @@ class LabRunner(AsyncConsumer):
 
     async def _reap(self, session: LabSession, channel: str) -> None:
         await session.supervisor.reap()
+        await session.transaction.end()  # an open transaction is aborted, its producer closed
         await protocol.reply(self.channel_layer, channel, data={"live": len(session.supervisor.processes)})
 
     async def lab_reset(self, message: dict) -> None:
@@ -262,6 +268,8 @@ class LabRunner(AsyncConsumer):
         command = protocol.LabReset.parse(message)
         session = await self.runner.session(command.lab_id)
         session.live.reset()
+        # The topics are new: so is the transactional producer (any transaction was aborted at the reap).
+        self.runner.in_background(session.transaction.end())
         await session.lessons.rearm()
         if session.observer is not None:
             session.observer.stop()
@@ -299,6 +307,44 @@ class LabRunner(AsyncConsumer):
         )
         session.changed()
 
+    # OrderService's transaction ----------------------------------------------------------------
+
+    async def txn_begin(self, message: dict) -> None:
+        command = protocol.TxnBegin.parse(message)
+        session = await self.runner.session(command.lab_id)
+        self._answer_txn(session.transaction.begin(timeout_ms=command.timeout_ms), command.reply_channel)
+
+    async def txn_produce(self, message: dict) -> None:
+        command = protocol.TxnProduce.parse(message)
+        session = await self.runner.session(command.lab_id)
+        work = session.transaction.produce(
+            key=command.transaction, records=command.records, partitioner=command.partitioner
+        )
+        self._answer_txn(work, command.reply_channel)
+
+    async def txn_commit(self, message: dict) -> None:
+        command = protocol.TxnCommit.parse(message)
+        session = await self.runner.session(command.lab_id)
+        self._answer_txn(session.transaction.commit(), command.reply_channel)
+
+    async def txn_abort(self, message: dict) -> None:
+        command = protocol.TxnAbort.parse(message)
+        session = await self.runner.session(command.lab_id)
+        self._answer_txn(session.transaction.abort(), command.reply_channel)
+
+    def _answer_txn(self, work, channel: str) -> None:
+        """Beside the command loop (Kafka may take seconds); the lab's own lock keeps its order."""
+
+        async def answer() -> None:
+            try:
+                data = await work
+            except TransactionRefused as exc:
+                await protocol.reply(self.channel_layer, channel, error=str(exc))
+            else:
+                await protocol.reply(self.channel_layer, channel, data=data)
+
+        self.runner.in_background(answer(), reply_channel=channel)
+
     # Consumers --------------------------------------------------------------------------------
 
     async def consumer_start(self, message: dict) -> None:
@@ -329,9 +375,24 @@ def forget_processes_of_a_previous_run() -> None:
 
 
 @database_sync_to_async
+def forget_transactions_of_a_previous_run() -> None:
+    """A fresh runner holds no transactional producer: what an earlier run left open is the broker's
+    to abort now, and its orders are undone."""
+    transactions_forget_all(
+        message=(
+            "The lab runner restarted while a transaction was open, and its producer went with it: the broker "
+            "aborts that transaction by itself when its timeout runs out."
+        )
+    )
+
+
+@database_sync_to_async
 def _load_history(session: LabSession) -> None:
     """What earlier runs saved: consumers (stopped now), emails (to judge duplicates), the timeline."""
     live = session.live
+    ended = Lab.objects.filter(pk=session.lab_id).values_list("transaction_ended", flat=True).first()
+    live.note_transaction(current=None, ended=ended)
+    session.transaction.ended = ended
     sent = OutboxEmail.objects.filter(lab_id=session.lab_id, missed=False)  # a missed email was never sent
     live.load_emails(list(sent.values_list("partition", "offset")))
     for row in NotificationConsumer.objects.filter(lab_id=session.lab_id):

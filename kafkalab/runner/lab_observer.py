@@ -4,6 +4,8 @@ One thread per watched lab:
 - reads every partition of the orders topic and of its dead-letter topic with one TopicTail (no
   group, read_uncommitted), keeping a bounded window of recent records per lane; a dead letter's
   headers mark the orders record it points at as poison;
+- reads the orders topic a second time, read_committed: what that reader skips marks records
+  aborted, open or control markers (kafkalab.runner.txn_marks);
 - takes the group probe's latest snapshot (partitions with leader, ISR and offsets; the group;
   its committed offsets);
 - combines that with the consumer processes' own reports (LabLive) into the model
@@ -46,6 +48,7 @@ from kafkalab.runner.protocol import (
     Message,
     lab_publish,
 )
+from kafkalab.runner.txn_marks import OPEN, PartitionTxnMarks
 from lessons.tracker import LessonTracker
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,7 @@ BATCH = 2000
 IDLE_WAIT = 0.1
 PUSH_RECHECK = 0.005  # seconds between looks at whether the last record push was delivered
 DEAD_LETTERS_REMEMBERED = 1000  # dead letters whose orders record is marked poison, newest kept
+UNCOMMITTED, COMMITTED = "read_uncommitted", "read_committed"
 
 
 class PushBudget:
@@ -92,12 +96,14 @@ class PushBudget:
 
 
 class LaneState:
-    """One partition: its recent records, what the probe last said of it, the group's commit and
-    its lag over the last minutes."""
+    """One partition: its recent records, what the probe last said of it, the group's commit,
+    its lag over the last minutes and what transactions did to it."""
 
     def __init__(self, partition: int, window: int) -> None:
         self.partition = partition
         self.records: deque[dict] = deque(maxlen=window)
+        self.txn = PartitionTxnMarks()
+        self.starts: dict[str, int] = {}  # isolation level → where that tail began reading
         self.state: dict | None = None  # the probe's PartitionState, as a dict
         self.seen_end: int | None = None  # one past the newest offset read
         self.committed: int | None = None
@@ -106,6 +112,28 @@ class LaneState:
     def add(self, record: dict) -> None:
         self.records.append(record)
         self.seen_end = max(self.seen_end or 0, record["offset"] + 1)
+
+    def started(self, isolation: str, start: int | None) -> None:
+        """A tail began reading this partition at `start`; once both have, marks are judged from
+        the later of the two starts."""
+        if start is None or isolation in self.starts:
+            return
+        self.starts[isolation] = start
+        if len(self.starts) == 2:
+            self.txn.begin(max(self.starts.values()))
+
+    def txn_data(self) -> dict:
+        """The lane's last stable offset and its transaction marks, from the oldest record it shows."""
+        oldest = self.records[0]["offset"] if self.records else self.seen_end or 0
+        probed = self.state.get("last_stable") if self.state else None
+        return {
+            "last_stable": self.txn.last_stable(probed),
+            "txn": {
+                "open": [r["offset"] for r in self.records if self.txn.txn_of(r["offset"]) == OPEN],
+                "aborted": self.txn.aborted_since(oldest),
+            },
+            "markers": [{"offset": m.offset, "control": m.control} for m in self.txn.markers_since(oldest)],
+        }
 
     @property
     def log_end(self) -> int | None:
@@ -193,6 +221,7 @@ class LabObserver:
         self._partitions_checked_at = 0.0
         self._stop = threading.Event()
         self._refresh = threading.Event()
+        self._tails: tuple[TopicTail, TopicTail] | None = None  # read_uncommitted, read_committed
         self._redraw = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"observer-lab-{lab_id}", daemon=True)
 
@@ -224,12 +253,20 @@ class LabObserver:
             views = [self._view_data(view, with_records=with_records) for view in self._others]
             missed = self._missed()
             partitions = [
-                {**(lane.state or {"partition": p}), "log_end": lane.log_end, "blocked_at": blocked.get(p)}
+                {
+                    **(lane.state or {"partition": p}),
+                    "log_end": lane.log_end,
+                    "last_stable": lane.txn.last_stable(lane.state.get("last_stable") if lane.state else None),
+                    "aborted": list(lane.txn.aborted),
+                    "markers": [{"offset": o, "control": c} for o, c in lane.txn.markers.items()],
+                    "blocked_at": blocked.get(p),
+                }
                 for p, lane in sorted(self._lanes.items())
             ]
             orders = {"name": self.topic, "role": ORDERS_VIEW, "partitions": partitions, "error": self._group_error}
             others = [view.topic_data() for view in self._others]
             poison = self._poison()
+            aborted = {(p, offset) for p, lane in self._lanes.items() for offset in lane.txn.aborted}
             group = model.group_data(
                 group_id=self.group_id,
                 group=self._group,
@@ -251,7 +288,7 @@ class LabObserver:
             "poison": poison,
             "groups": [group],
             **model.live_data(self.live),
-            "outbox": model.outbox_data(self.live, missed),
+            "outbox": model.outbox_data(self.live, missed, aborted),
         }
 
     def _lane_data(self, *, with_records: bool, blocked: dict[int, int], with_lag_history: bool = True) -> list[dict]:
@@ -268,6 +305,7 @@ class LabObserver:
                 lag_history=lane.lag_history.as_data() if with_lag_history else None,
                 blocked_at=blocked.get(partition),
             )
+            data.update(lane.txn_data())
             if with_records:
                 data["records"] = list(lane.records)
             lanes.append(data)
@@ -301,12 +339,14 @@ class LabObserver:
     # The observer thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        tail = None
+        tail = committed = None
         probe = probe_hub(client_config())
         probe.watch(group_id=self.group_id, topic=self.topic)
         started = time.monotonic()
         try:
             tail = TopicTail(list(self._views), window=ANALYSIS_WINDOW, config=client_config())
+            committed = TopicTail([self.topic], window=ANALYSIS_WINDOW, config=client_config(), isolation=COMMITTED)
+            self._tails = (tail, committed)
             self._sync(tail, probe, started)
             self._publish(LabModel(model=self.model()))
             self._loop_until_stopped(tail, probe, started)
@@ -315,8 +355,9 @@ class LabObserver:
         finally:
             self.ready.set()  # nobody waits forever for a model that will not come
             probe.unwatch(self.group_id)
-            if tail is not None:
-                tail.close()
+            for opened in (tail, committed):
+                if opened is not None:
+                    opened.close()
 
     def _loop_until_stopped(self, tail: TopicTail, probe: ProbeHub, started: float) -> None:
         fresh: dict[tuple[str, int], list[dict]] = {}  # (view, partition) → records not pushed yet
@@ -333,6 +374,9 @@ class LabObserver:
                 lane.append(record)
                 if len(lane) > 2 * self.window:  # a lane shows `window` records: older ones would go anyway
                     del lane[: -self.window]
+            if self._judge_transactions():
+                self._redraw.set()
+                lesson_due = True
             now = time.monotonic()
             if self._refresh.is_set() or now - last_poll >= OFFSETS_INTERVAL:
                 if self._refresh.is_set():
@@ -388,12 +432,36 @@ class LabObserver:
                 shown.append((ORDERS_VIEW, added))
         return shown
 
+    def _judge_transactions(self) -> bool:
+        """Read what the read_committed tail got, and judge the offsets both tails have passed.
+        True when a lane's marks changed."""
+        tail, committed = self._tails
+        delivered = committed.poll(max_records=BATCH, timeout=0)
+        uncommitted_at, committed_at = tail.positions(self.topic), committed.positions(self.topic)
+        changed = False
+        with self._lock:
+            for record in delivered:
+                self._lane(record.partition).txn.saw_committed(record.offset)
+            for partition, lane in self._lanes.items():
+                before = (len(lane.txn.aborted), len(lane.txn.markers), lane.txn.committed_end)
+                # A reader that has got nothing yet is where it started.
+                position = committed_at.get(partition, lane.starts.get(COMMITTED))
+                lane.txn.positions(
+                    uncommitted=uncommitted_at.get(partition, lane.starts.get(UNCOMMITTED)),
+                    committed=position,
+                    committed_at_end=position is not None and committed.at_end(self.topic, partition, position),
+                )
+                lane.txn.judge()
+                changed = changed or before != (len(lane.txn.aborted), len(lane.txn.markers), lane.txn.committed_end)
+        return changed
+
     def _count(self, record: TailRecord) -> None:
         """A record that scrolls out of its lane in the batch that brought it: only the outbox
         needs to know of it."""
         with self._lock:
             lane = self._lane(record.partition)
             lane.seen_end = max(lane.seen_end or 0, record.offset + 1)
+            lane.txn.saw(record.offset)
             self._remember_unemailed(record.partition, record.offset, decode_key(record.key))
 
     def _add(self, record: TailRecord) -> dict | None:
@@ -410,7 +478,9 @@ class LabObserver:
             log.exception("lab %s: could not read the record at %s@%s", self.lab_id, record.partition, record.offset)
             return None
         with self._lock:
-            self._lane(record.partition).add(data)
+            lane = self._lane(record.partition)
+            lane.add(data)
+            lane.txn.saw(record.offset)
             self._remember_unemailed(record.partition, record.offset, data["key"])
         return data
 
@@ -465,16 +535,23 @@ class LabObserver:
         """Pick up new partitions and the probe's latest snapshot. True when the lanes changed."""
         snapshot = probe.latest(self.group_id)
         added: list[TailPartition] = []
+        added_committed: list[TailPartition] = []
         if self._partitions_may_have_changed(tail, snapshot):
             self._partitions_checked_at = time.monotonic()
             # A broker down or slow: keep tailing what we have, and look again soon.
             with contextlib.suppress(KafkaUnavailable):
                 added = tail.refresh_partitions()
+            with contextlib.suppress(KafkaUnavailable):
+                added_committed = self._tails[1].refresh_partitions()
         with self._lock:
             for found in added:
                 lane = self._views[found.topic].lane(found.partition)
                 if found.topic != self.topic:  # the probe watches the orders topic only
                     lane.state = model.tail_partition_data(found)
+                else:
+                    lane.started(UNCOMMITTED, found.start)
+            for found in added_committed:
+                self._lane(found.partition).started(COMMITTED, found.start)
             if snapshot is not None:
                 self._apply_snapshot(snapshot)
         if snapshot is not None or time.monotonic() - started > READY_TIMEOUT:

@@ -172,6 +172,16 @@ class LabLive:
         self._set_aside: dict[tuple[int, int], None] = {}
         # What the registry said of the lab's subjects lately (RegistryChanged), newest last.
         self.registry_events: deque[dict] = deque(maxlen=REGISTRY_EVENTS_KEPT)
+        # OrderService's open transaction as plain data (kafkalab.runner.transactions), or None;
+        # and how the last one ended ({"outcome", "message", "records", "at"}), or None.
+        self.transaction: dict | None = None
+        self.transaction_ended: dict | None = None
+
+    # OrderService's transaction --------------------------------------------------------------
+
+    def note_transaction(self, *, current: dict | None, ended: dict | None) -> None:
+        with self.lock:
+            self.transaction, self.transaction_ended = current, ended
 
     # The registry -----------------------------------------------------------------------------
 
@@ -376,3 +386,5 @@ class LabLive:
             self._blocked_by.clear()
             self._set_aside.clear()
             self.consumers.clear()  # the reset removed them (after stopping their processes)
+            self.transaction = None  # the reset aborted it (kafkalab.runner.transactions)
+            self.transaction_ended = None

@@ -9,7 +9,7 @@ kafkalab.labs.facts.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -241,7 +241,7 @@ def rebalance_data(rebalance: RebalanceLive) -> dict:
     }
 
 
-def email_data(email: Email) -> dict:
+def email_data(email: Email, aborted: Container[tuple[int, int]] = ()) -> dict:
     return {
         "consumer": email.consumer,
         "partition": email.partition,
@@ -252,27 +252,35 @@ def email_data(email: Email) -> dict:
         "duplicate": email.duplicate,
         "missed": email.missed,
         "reason": email.reason,
+        "aborted": (email.partition, email.offset) in aborted,
     }
 
 
-def outbox_data(live: LabLive, missed: list[facts.Missed]) -> dict:
+def outbox_data(live: LabLive, missed: list[facts.Missed], aborted: Container[tuple[int, int]] = ()) -> dict:
+    """The emails sent, duplicated, missed, and sent for orders whose transaction was aborted
+    (`aborted`: the orders records Kafka holds as aborted)."""
     with live.lock:
         return {
             "sent": live.emails_sent,
             "duplicates": live.duplicates_sent,
             "missed": len(missed),
+            "never_happened": facts.never_happened(live.email_counts, aborted),
             "missed_records": [
                 {"partition": m.partition, "offset": m.offset, "key": m.key} for m in missed[:MISSED_LISTED]
             ],
-            "recent": [email_data(e) for e in live.recent_emails],
+            "recent": [email_data(e, aborted) for e in live.recent_emails],
         }
 
 
 def live_data(live: LabLive) -> dict[str, Any]:
-    """What the consumer processes reported: consumers and the rebalance timeline."""
+    """What the runner itself knows: the consumer processes' reports (consumers and the rebalance
+    timeline), the registry's events, and OrderService's transaction."""
     with live.lock:
         return {
             "consumers": [consumer_data(c) for c in live.consumers.values()],
             "rebalances": [rebalance_data(r) for r in live.rebalances],
             "registry_events": [{**event, "at": iso(event["at"])} for event in live.registry_events],
+            # OrderService's open transaction (None when none is open) and how the last one ended.
+            "transaction": live.transaction,
+            "transaction_ended": live.transaction_ended,
         }

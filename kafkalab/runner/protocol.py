@@ -11,6 +11,7 @@ fields are plain JSON-like data: str, int, float, bool, None, lists, and dicts w
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import uuid
 from dataclasses import dataclass, field
@@ -167,6 +168,67 @@ class ConsumerKill(Message):
     type: ClassVar[str] = "consumer.kill"
     lab_id: int
     name: str
+
+
+# OrderService's transaction (kafkalab.runner.transactions): the runner holds the lab's one
+# transactional producer, and answers each of these with `data` or an `error` for the learner.
+
+
+@dataclass(frozen=True)
+class TxnBegin(Message):
+    """Begin a transaction, with this transaction.timeout.ms."""
+
+    type: ClassVar[str] = "txn.begin"
+    lab_id: int
+    reply_channel: str
+    timeout_ms: int
+
+
+@dataclass(frozen=True)
+class TxnProduce(Message):
+    """Write records into the open transaction `transaction` (its key); answered with where Kafka
+    put each: {"delivered": [[partition, offset, timestamp_ms], …]}. Records are plain data
+    (txn_record): keys, values and header values as base64."""
+
+    type: ClassVar[str] = "txn.produce"
+    lab_id: int
+    reply_channel: str
+    transaction: str
+    records: list[dict[str, Any]]
+    partitioner: str = "murmur2_random"
+
+
+@dataclass(frozen=True)
+class TxnCommit(Message):
+    type: ClassVar[str] = "txn.commit"
+    lab_id: int
+    reply_channel: str
+
+
+@dataclass(frozen=True)
+class TxnAbort(Message):
+    type: ClassVar[str] = "txn.abort"
+    lab_id: int
+    reply_channel: str
+
+
+def txn_record(*, key: bytes | None, value: bytes, headers: list[tuple[str, bytes | None]]) -> dict[str, Any]:
+    """A record as TxnProduce carries it."""
+    return {"key": _b64(key), "value": _b64(value), "headers": [[name, _b64(raw)] for name, raw in headers]}
+
+
+def txn_record_parts(record: dict[str, Any]) -> tuple[bytes | None, bytes, list[tuple[str, bytes | None]]]:
+    """(key, value, headers) of a record txn_record made."""
+    headers = [(str(name), _unb64(raw)) for name, raw in record.get("headers", [])]
+    return _unb64(record.get("key")), _unb64(record.get("value")) or b"", headers
+
+
+def _b64(raw: bytes | None) -> str | None:
+    return None if raw is None else base64.b64encode(raw).decode("ascii")
+
+
+def _unb64(text: str | None) -> bytes | None:
+    return None if text is None else base64.b64decode(text)
 
 
 # --- Replies: runner → one asker ---------------------------------------------------------------

@@ -1,5 +1,5 @@
 // Partition lanes: keep each lane to its window of recent events, mark the inspected box, and
-// place the committed-offset and position markers on the log.
+// place the committed-offset, position and last-stable-offset markers on the log.
 // The server appends new event boxes over the websocket (htmx oob swaps); this trims the oldest
 // so the page stays light at any event rate. Every topic's lanes (the orders topic, the
 // dead-letter topic) sit in a `.lanes[data-topic]` group with its own window.
@@ -24,6 +24,9 @@
       if (!meta) return;
       if (meta.dataset.blocked === undefined) lane.removeAttribute("data-blocked");
       else lane.dataset.blocked = meta.dataset.blocked;
+      // The lane says where its log ends and where read_committed readers stop (its LSO).
+      lane.dataset.logEnd = meta.dataset.logEnd || "";
+      lane.dataset.lso = meta.dataset.lso || "";
       const committed = meta.dataset.committed === "" ? -1 : Number(meta.dataset.committed);
       const position = meta.dataset.position === "" ? -1 : Number(meta.dataset.position);
       lane.querySelectorAll(".event[data-offset]").forEach(function (box) {
@@ -60,7 +63,7 @@
       const origin = marks.getBoundingClientRect().left;
       const shown = events.getBoundingClientRect();
       const area = { origin: origin, left: shown.left - origin, right: shown.right - origin, width: marks.clientWidth };
-      const boxes = events.querySelectorAll(".event[data-offset]");
+      const boxes = events.querySelectorAll(".event[data-offset], .txn-marker[data-offset]");
       const found = [];
       marks.querySelectorAll("[data-marker]").forEach(function (mark) {
         found.push({ mark: mark, at: boundary(boxes, Number(mark.dataset.offset), area) });
@@ -72,8 +75,9 @@
       lane.found.forEach(function (f) {
         f.mark.style.left = f.at.x + "px";
         f.mark.classList.toggle("is-before", f.at.before);
-        if (f.mark.dataset.marker !== "committed") return;
-        const band = lane.marks.querySelector(".lag-band");
+        const bandClass = { committed: ".lag-band", lso: ".open-band" }[f.mark.dataset.marker];
+        if (!bandClass) return;
+        const band = lane.marks.querySelector(bandClass);
         if (!band) return;
         band.style.left = f.at.x + "px";
         band.style.width = Math.max(0, lane.area.right - f.at.x) + "px";

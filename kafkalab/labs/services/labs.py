@@ -118,10 +118,12 @@ def lab_reset(*, lab: Lab) -> str | None:
         locked.save(update_fields=["reset_started_at"])
         # Every process the runner may hold has a live row (it is made before the process).
         had_processes = lab.consumers.filter(status__in=LIVE_STATUSES).exists()
+        # The runner writes its open transaction here; the reap aborts it and closes its producer.
+        had_transaction = locked.transaction_open is not None
         # Gone before the runner reaps, so a queued "Add consumer" finds nothing to start.
         lab.consumers.all().delete()
     try:
-        if had_processes:
+        if had_processes or had_transaction:
             _consumers_reap(lab=lab)
         _topics_delete(lab=lab)
         _group_delete(lab=lab)
@@ -129,6 +131,7 @@ def lab_reset(*, lab: Lab) -> str | None:
         lab.orders.all().delete()
         lab.emails.all().delete()
         lab.rebalances.all().delete()
+        Lab.objects.filter(pk=lab.pk).update(transaction_open=None, transaction_ended=None)
         lab_topics_ensure(lab=lab, fresh=True)
         runner_send_sync(LabReset(lab_id=lab.pk))
     finally:
@@ -137,7 +140,8 @@ def lab_reset(*, lab: Lab) -> str | None:
 
 
 def _consumers_reap(*, lab: Lab) -> None:
-    """Ask the runner to stop every consumer process of the lab, and wait until it has."""
+    """Ask the runner to stop every consumer process of the lab and abort its open transaction
+    (closing OrderService's transactional producer), and wait until it has."""
     try:
         answer = runner_ask_sync(
             lambda reply: LabReap(lab_id=lab.pk, reply_channel=reply), timeout=REAP_TIMEOUT_SECONDS

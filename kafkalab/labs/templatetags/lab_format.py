@@ -54,19 +54,37 @@ _BOX_LINK = (
     'role="listitem" href="{url}" hx-get="{url}" hx-target="#inspector" hx-swap="outerHTML show:top" '
     'data-partition="{partition}" data-offset="{offset}" data-key="{key}" data-ts="{timestamp}"'
 )
+# `txn` marks a record of a transaction not decided yet (open) or aborted; `swap` redraws a box
+# already on the page in place (htmx out-of-band, by lane and offset) when its marks change.
 _EVENT_BOX = (
-    '<a class="event event--{type_class}{quiet}" ' + _BOX_LINK + ' aria-label="Offset {offset}, key {label_key}, '
-    '{event_type}"><span class="event-offset">{offset}</span><span class="event-key">{short_key}</span>'
-    '<span class="event-type">{type_label}</span></a>'
+    '<a class="event event--{type_class}{txn_class}{quiet}" ' + _BOX_LINK + '{txn_attr} aria-label="Offset {offset}, '
+    'key {label_key}, {event_type}{txn_said}"{swap}><span class="event-offset">{offset}</span>'
+    '<span class="event-key">{short_key}</span><span class="event-type">{type_label}</span>{txn_badge}</a>'
 )
-# A poison record: marked, and its title says who failed it and why. `swap` redraws a box already
-# on the page in place (htmx out-of-band, by lane and offset) when it turns out to be poison later.
+# A poison record: marked, and its title says who failed it and why.
 _POISON_BOX = (
-    '<a class="event event--{type_class} event--poison{quiet}" ' + _BOX_LINK + ' data-poison="{reason}" '
-    'title="{title}" aria-label="Offset {offset}, key {label_key}, {event_type}. {title}"{swap}>'
-    '<span class="event-offset">{offset}</span><span class="event-key">{short_key}</span>'
-    '<span class="event-type">{type_label}</span><span class="event-poison" aria-hidden="true">☠ {reason}</span></a>'
+    '<a class="event event--{type_class} event--poison{txn_class}{quiet}" ' + _BOX_LINK + "{txn_attr} "
+    'data-poison="{reason}" title="{title}" aria-label="Offset {offset}, key {label_key}, {event_type}{txn_said}. '
+    '{title}"{swap}><span class="event-offset">{offset}</span><span class="event-key">{short_key}</span>'
+    '<span class="event-type">{type_label}</span><span class="event-poison" aria-hidden="true">☠ {reason}</span>'
+    "{txn_badge}</a>"
 )
+# A transaction's COMMIT or ABORT marker: a control record. It takes an offset in the log and no
+# consumer ever gets it, so readers see a gap there.
+_CONTROL_MARKER = (
+    '<span class="txn-marker txn-marker--{control}{quiet}" role="listitem" data-control="{control}" '
+    'data-partition="{partition}" data-offset="{offset}" title="{title}" aria-label="Offset {offset}: {title}">'
+    '<span class="txn-marker-offset">{offset}</span><span class="txn-marker-word">{word}</span></span>'
+)
+_CONTROL_TITLES = {
+    "commit": "a COMMIT marker, written when a transaction committed; no consumer reads it",
+    "abort": "an ABORT marker, written when a transaction was aborted; no consumer reads it",
+}
+_TXN_SAID = {"open": ", in a transaction not committed yet", "aborted": ", aborted: read_committed readers skip it"}
+_TXN_BADGES = {
+    "open": '<span class="event-txn" aria-hidden="true">open</span>',
+    "aborted": '<span class="event-txn" aria-hidden="true">aborted</span>',
+}
 # A dead letter: where it came from in the orders topic, and why it was set aside.
 _DEAD_LETTER_BOX = (
     '<a class="event event--dead-letter{quiet}" ' + _BOX_LINK + ' data-origin="{origin}" data-reason="{reason}" '
@@ -92,7 +110,10 @@ def event_box(context: template.Context, record: dict, *, quiet: bool = False, v
 def event_box_html(viewer, record: dict, *, quiet: bool = False, view: str = ORDERS_VIEW, replace: bool = False) -> str:
     """event_box for `viewer`. With `replace`, the box redraws the one with its offset in its
     orders lane (an out-of-band swap), rather than being appended."""
+    if "control" in record:
+        return control_marker_html(record, quiet=quiet)
     key = record.get("key")
+    txn = record.get("txn")
     fields = {
         "type_class": type_class(record),
         "quiet": " event--quiet" if quiet else "",
@@ -108,16 +129,47 @@ def event_box_html(viewer, record: dict, *, quiet: bool = False, view: str = ORD
     }
     if "dead_letter" in record:
         return format_html(_DEAD_LETTER_BOX, **fields, **_dead_letter_fields(record["dead_letter"]))
+    fields.update(
+        txn_class=f" event--txn-{txn}" if txn else "",
+        txn_attr=mark_safe(f' data-txn="{txn}"') if txn in _TXN_BADGES else "",
+        txn_said=_TXN_SAID.get(txn, ""),
+        txn_badge=mark_safe(_TXN_BADGES.get(txn, "")),
+        swap=_box_swap(record, "outerHTML") if replace else "",
+    )
     if poison := record.get("poison"):
-        swap = (
-            f" hx-swap-oob=\"outerHTML:#lane-{record['partition']}-events [data-offset='{record['offset']}']\""
-            if replace
-            else ""
-        )
-        return format_html(
-            _POISON_BOX, **fields, reason=poison["reason"], title=poison_title(poison), swap=mark_safe(swap)
-        )
+        return format_html(_POISON_BOX, **fields, reason=poison["reason"], title=poison_title(poison))
     return format_html(_EVENT_BOX, **fields)
+
+
+def _box_swap(record: dict, how: str, *, offset: int | None = None) -> str:
+    """An out-of-band swap at the box of (the record's partition, `offset`) in its orders lane."""
+    at = record["offset"] if offset is None else offset
+    return mark_safe(f" hx-swap-oob=\"{how}:#lane-{record['partition']}-events [data-offset='{at}']\"")
+
+
+def control_marker_html(marker: dict, *, quiet: bool = False) -> str:
+    """A COMMIT or ABORT marker, drawn in its orders lane among the boxes."""
+    control = marker["control"]
+    return format_html(
+        _CONTROL_MARKER,
+        control=control,
+        quiet=" event--quiet" if quiet else "",
+        partition=marker["partition"],
+        offset=marker["offset"],
+        title=_CONTROL_TITLES.get(control, "a control record"),
+        word=control.upper(),
+    )
+
+
+def control_marker_insert_html(marker: dict, *, before: int | None) -> str:
+    """A marker found after its lane was drawn: put `before` the box of that offset, or (None) at
+    the lane's end. (htmx drops the wrapper of a swap other than outerHTML and inserts its content.)"""
+    where = (
+        f"beforebegin:#lane-{marker['partition']}-events [data-offset='{before}']"
+        if before is not None
+        else f"beforeend:#lane-{marker['partition']}-events"
+    )
+    return format_html('<div hx-swap-oob="{}">{}</div>', where, control_marker_html(marker, quiet=True))
 
 
 def poison_title(mark: dict) -> str:

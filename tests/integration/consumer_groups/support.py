@@ -234,6 +234,11 @@ LANE_META = re.compile(r'id="lane-(\d+)-meta" data-committed="(\d*)" data-positi
 STEP = re.compile(r'data-step="([^"]+)" data-step-status="([^"]+)"')
 OUTBOX = re.compile(r'data-sent="(\d+)".*?data-duplicates="(\d+)".*?data-missed="(\d+)"', re.S)
 MISSED_REASON = re.compile(r'data-missed-reason="([^"]*)"')
+# An event box's opening tag, its transaction mark, a COMMIT/ABORT marker, an orders lane's offsets.
+BOX = re.compile(r'<a class="event [^>]*?data-partition="(\d+)" data-offset="(\d+)"[^>]*>')
+TXN = re.compile(r'data-txn="([a-z]+)"')
+MARKER = re.compile(r'data-control="([a-z]+)" data-partition="(\d+)" data-offset="(\d+)"')
+LANE_ENDS = re.compile(r'id="lane-(\d+)-meta"[^>]*?data-log-end="(\d*)" data-lso="(\d*)"')
 
 
 @dataclass(frozen=True)
@@ -253,8 +258,13 @@ class PageState:
     outbox: tuple[int, int, int] | None = None  # sent, duplicates, missed
     missed_reasons: list[str] = field(default_factory=list)  # of the skipped records the outbox lists
     steps: dict[str, str] = field(default_factory=dict)  # lesson step → its status
+    # Orders boxes by (partition, offset) → their data-txn ("open", "aborted", or None).
+    boxes: dict[tuple[int, int], str | None] = field(default_factory=dict)
+    markers: dict[tuple[int, int], str] = field(default_factory=dict)  # (partition, offset) → commit/abort
+    ends: dict[int, tuple[int | None, int | None]] = field(default_factory=dict)  # partition → (log end, LSO)
 
     def apply(self, fragment: str) -> None:
+        self._apply_lanes(fragment)
         if 'id="group-live"' in fragment:
             live = fragment.split('id="rebalances"')[0]
             chunks = live.split('<article class="consumer-card')[1:]
@@ -270,6 +280,18 @@ class PageState:
         if (outbox := OUTBOX.search(fragment)) is not None:
             self.outbox = tuple(int(n) for n in outbox.groups())
             self.missed_reasons = MISSED_REASON.findall(fragment)
+
+    def _apply_lanes(self, fragment: str) -> None:
+        if 'id="lanes"' in fragment:  # the whole lanes, afresh
+            self.boxes, self.markers = {}, {}
+        for tag in BOX.finditer(fragment):
+            if "event--dead-letter" not in tag.group(0):  # the dead-letter topic's lanes have their own
+                txn = TXN.search(tag.group(0))
+                self.boxes[int(tag.group(1)), int(tag.group(2))] = txn.group(1) if txn else None
+        for control, partition, offset in MARKER.findall(fragment):
+            self.markers[int(partition), int(offset)] = control
+        for partition, log_end, lso in LANE_ENDS.findall(fragment):
+            self.ends[int(partition)] = (int(log_end) if log_end else None, int(lso) if lso else None)
 
 
 class LabSocket:

@@ -931,24 +931,27 @@ def transaction_open(lab: LabNow, params: dict) -> dict | None:
     facts={"partition", "open", "last_stable", "log_end", "consumer", "position", "lag"},
 )
 def transaction_holds_back_reader(lab: LabNow, params: dict) -> dict | None:
-    """A transaction open since the step began holds its records past the LSO, and a running
-    read_committed consumer waits there: its position is the LSO, short of the log end."""
+    """A transaction still open holds its records past the LSO, and a running read_committed
+    consumer of that partition waits there: its position is the LSO (or, when it has been handed
+    nothing of the partition yet, unknown: nothing before the LSO is left for it)."""
     for lane in lab.model.get("lanes", []):
-        opened = [o for o in (lane.get("txn") or {}).get("open", []) if _new_since(lab, lane, o)]
+        opened = (lane.get("txn") or {}).get("open", [])
         lso, log_end = lane.get("last_stable"), lane.get("log_end")
         if not opened or lso is None or log_end is None or lso >= log_end:
             continue
         for consumer in lab.consumers():
             position = (consumer.get("positions") or {}).get(str(lane["partition"]))
-            if _isolation(consumer) == "read_committed" and position == lso:
+            reads_it = lane["partition"] in (consumer.get("assigned") or [])
+            waits = position == lso or (position is None and reads_it)
+            if _isolation(consumer) == "read_committed" and reads_it and waits:
                 return {
                     "partition": lane["partition"],
                     "open": _span(opened),
                     "last_stable": lso,
                     "log_end": log_end,
                     "consumer": consumer["name"],
-                    "position": position,
-                    "lag": log_end - position,
+                    "position": lso,
+                    "lag": log_end - lso,
                 }
     return None
 

@@ -17,12 +17,13 @@ def iso(at: float) -> str:
     return datetime.fromtimestamp(at, tz=UTC).isoformat()
 
 
-def consumer(name: str, isolation: str, positions: dict[int, int] | None = None) -> dict:
+def consumer(name: str, isolation: str, positions: dict[int, int] | None = None, assigned=(0,)) -> dict:
     return {
         "name": name,
         "status": "running",
         "live": True,
         "config": ConsumerConfig(isolation_level=isolation).as_dict(),
+        "assigned": list(assigned),
         "positions": {str(p): o for p, o in (positions or {}).items()},
     }
 
@@ -63,10 +64,12 @@ def test_an_open_transaction_holds_a_read_committed_reader_at_the_lso():
     }
     reading_on = consumer("c2", "read_uncommitted", {0: 7})
     assert run("transaction_holds_back_reader", lanes=[open_lane], consumers=[reading_on]) is None
-    old = lane(log_end=7, last_stable=3, opened=[3, 4])  # opened before the step began
-    assert (
-        run("transaction_holds_back_reader", lanes=[old], consumers=[consumer("c1", "read_committed", {0: 3})]) is None
-    )
+    handed_nothing_yet = consumer("c3", "read_committed")
+    assert run("transaction_holds_back_reader", lanes=[open_lane], consumers=[handed_nothing_yet])["consumer"] == "c3"
+    elsewhere = consumer("c4", "read_committed", assigned=(1,))
+    assert run("transaction_holds_back_reader", lanes=[open_lane], consumers=[elsewhere]) is None
+    decided = lane(log_end=7, last_stable=7)
+    assert run("transaction_holds_back_reader", lanes=[decided], consumers=[consumer("c1", "read_committed")]) is None
 
 
 def test_an_aborted_order_emailed_by_a_read_uncommitted_reader():

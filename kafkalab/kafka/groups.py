@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
@@ -95,19 +96,31 @@ def groups_committed(
     return committed
 
 
+# The group's coordinator moved or is loading (a broker restarted, leadership of its offsets
+# partition changed): Kafka says to ask again, and the next answer usually comes from the new one.
+COORDINATOR_MOVING = {"NOT_COORDINATOR", "COORDINATOR_NOT_AVAILABLE", "COORDINATOR_LOAD_IN_PROGRESS"}
+COORDINATOR_RETRIES = 5
+COORDINATOR_RETRY_WAIT = 0.5  # seconds
+
+
 def group_delete(admin: AdminClient, group_id: str) -> None:
     """Delete a consumer group and its committed offsets. A group that doesn't exist is fine."""
-    try:
-        admin.delete_consumer_groups([group_id], request_timeout=GROUP_TIMEOUT)[group_id].result(
-            timeout=GROUP_TIMEOUT + 1
-        )
-    except KafkaException as exc:
-        error = exc.args[0] if exc.args else None
-        code = error.name() if hasattr(error, "name") else ""
-        if code in {"GROUP_ID_NOT_FOUND"}:
+    for attempt in range(COORDINATOR_RETRIES):
+        try:
+            admin.delete_consumer_groups([group_id], request_timeout=GROUP_TIMEOUT)[group_id].result(
+                timeout=GROUP_TIMEOUT + 1
+            )
             return
-        if code in {"NON_EMPTY_GROUP"}:
-            raise KafkaRefused(f"the group {group_id} still has members", code=code) from exc
-        raise KafkaUnavailable(f"Kafka did not delete group {group_id}: {exc}") from exc
-    except TimeoutError as exc:
-        raise KafkaUnavailable(f"Kafka did not delete group {group_id} in time") from exc
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            code = error.name() if hasattr(error, "name") else ""
+            if code == "GROUP_ID_NOT_FOUND":
+                return
+            if code == "NON_EMPTY_GROUP":
+                raise KafkaRefused(f"the group {group_id} still has members", code=code) from exc
+            if code in COORDINATOR_MOVING and attempt + 1 < COORDINATOR_RETRIES:
+                time.sleep(COORDINATOR_RETRY_WAIT)
+                continue
+            raise KafkaUnavailable(f"Kafka did not delete group {group_id}: {exc}") from exc
+        except TimeoutError as exc:
+            raise KafkaUnavailable(f"Kafka did not delete group {group_id} in time") from exc

@@ -9,7 +9,6 @@ by the test's own confluent_kafka consumers, read_committed and read_uncommitted
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 import time
 import uuid
@@ -23,13 +22,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaErr
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from django.test import Client
 
-from kafkalab.kafka.local_cluster import LocalCluster
 from kafkalab.kafka.partitioner import crc32_partition_for, partition_for
 from kafkalab.labs.models import Lab, LabOrder
 from kafkalab.runner.consumer import runner_for_loop
 from tests.factories import item_rows, lab_open, order_form_data
 from tests.integration.lab_support import (
-    CLUSTER_UP_TIMEOUT,
     KAFKA_TIMEOUT,
     Learner,
     http_get,
@@ -434,46 +431,3 @@ async def test_a_lab_that_expires_aborts_its_open_transaction_at_once(kafka_clus
     assert committed_keys(bootstrap, learner.topic) == [], "aborted, not committed"
     stored = await sync_to_async(Lab.objects.get)(pk=learner.lab_id)
     assert stored.transaction_open is None and await lab_rows(learner) == {}
-
-
-# --- A broker down ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_broker(make_cluster, settings, lab_ids_apart, lab_channel_layers) -> LocalCluster:
-    """A 1-broker cluster of this test's own (the test stops it), with the app pointed at it. Its
-    ports are drawn above Linux's ephemeral range, apart from the suite's other clusters."""
-    cluster = make_cluster(random.SystemRandom().randrange(61_000, 65_000, 2))
-    cluster.up(1, timeout=CLUSTER_UP_TIMEOUT)
-    settings.KAFKA_LOCAL_DIR = cluster.root
-    settings.KAFKA_LOCAL_PORT_BASE = cluster.port_base
-    settings.KAFKA_LOCAL_BROKERS = 1
-    return cluster
-
-
-async def test_a_transaction_on_a_lab_whose_broker_is_down_says_so_and_leaves_nothing_open(own_broker):
-    client = Client()
-    learner = Learner(client=client, lab_id=await sync_to_async(lab_open)(client))
-    await state_json(learner)  # the embedded runner, up on this loop
-    await act(learner, "begin")
-    await order(learner, "before-outage")
-
-    await asyncio.to_thread(own_broker.down)
-    failed_commit = await act(learner, "commit", status=422)
-
-    assert "Kafka did not commit the transaction" in failed_commit, failed_commit[:2000]
-    assert 'data-txn-state="none"' in failed_commit, "nothing is left open on the page"
-    assert await lab_rows(learner) == {}
-    failed_begin = await act(learner, "begin", status=422)
-    assert "Kafka did not start the transaction" in failed_begin and "No transaction is open" in failed_begin
-    stored = await sync_to_async(Lab.objects.get)(pk=learner.lab_id)
-    assert stored.transaction_open is None and stored.transaction_ended["outcome"] == "failed"
-
-    await asyncio.to_thread(own_broker.up, 1, timeout=CLUSTER_UP_TIMEOUT)
-    bootstrap = own_broker.bootstrap_servers()
-    assert committed_keys(bootstrap, learner.topic) == [], "the transaction cut short never counts"
-    await act(learner, "begin")
-    await order(learner, "after-outage")
-    await act(learner, "commit")
-    assert committed_keys(bootstrap, learner.topic) == ["after-outage"]
-    await runner_lets_go(learner)

@@ -196,6 +196,8 @@ LAB_RUNNER_EMBEDDED = env_bool("LAB_RUNNER_EMBEDDED", default=not REDIS_URL)
 # --- Lab limits --------------------------------------------------------------------------
 LAB_MAX_PARTITIONS = env_int("LAB_MAX_PARTITIONS", 12)
 LAB_MAX_CONSUMERS = env_int("LAB_MAX_CONSUMERS", 8)
+# BillingService instances are real processes too: a lab runs a few at most.
+LAB_MAX_BILLING_INSTANCES = env_int("LAB_MAX_BILLING_INSTANCES", 4)
 LAB_MAX_BURST = env_int("LAB_MAX_BURST", 1000)
 LAB_MAX_PAYLOAD_BYTES = env_int("LAB_MAX_PAYLOAD_BYTES", 16 * 1024)
 LAB_MAX_ITEMS = env_int("LAB_MAX_ITEMS", 20)

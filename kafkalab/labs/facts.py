@@ -71,3 +71,38 @@ def missed(
 def duration_ms(*, started_at: float, ended_at: float | None) -> int | None:
     """A rebalance's duration, from its cause to the last assignment change; None while it runs."""
     return None if ended_at is None else round((ended_at - started_at) * 1000)
+
+
+# Invoices are counted per orderId over the newest this many orderIds: memory stays bounded
+# however many orders a lab bills, and a duplicate is an invoice for an orderId already invoiced.
+INVOICED_ORDERS_REMEMBERED = 20_000
+
+
+class InvoiceCount:
+    """BillingService's invoices as a read_committed reader of the invoices topic gets them:
+    how many, how many were duplicates (a second or later invoice for one order) and how many
+    orders were invoiced. Fed each invoice's orderId once, in the order Kafka delivers them."""
+
+    def __init__(self, remembered: int = INVOICED_ORDERS_REMEMBERED) -> None:
+        self.remembered = remembered
+        self._per_order: dict[str, int] = {}  # orderId → invoices, oldest orderId first
+        self.invoices = 0
+        self.duplicates = 0
+        self.orders_invoiced = 0
+
+    def add(self, order_id: str | None) -> None:
+        """One invoice; one without an orderId it can be matched by counts as an invoice only."""
+        self.invoices += 1
+        if order_id is None:
+            return
+        seen = self._per_order.get(order_id, 0)
+        if is_duplicate(seen + 1):
+            self.duplicates += 1
+        else:
+            self.orders_invoiced += 1
+            if len(self._per_order) >= self.remembered:
+                del self._per_order[next(iter(self._per_order))]
+        self._per_order[order_id] = seen + 1
+
+    def as_data(self) -> dict[str, int]:
+        return {"invoices": self.invoices, "duplicates": self.duplicates, "orders_invoiced": self.orders_invoiced}

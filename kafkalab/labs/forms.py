@@ -7,6 +7,9 @@ from django import forms
 from django.conf import settings
 from django.forms import formset_factory
 
+from kafkalab.kafka.billing_config import BATCH_SIZE as BILLING_BATCH_SIZE
+from kafkalab.kafka.billing_config import PROCESSING_DELAY_MS as BILLING_DELAY_MS
+from kafkalab.kafka.billing_config import BillingConfig, BillingMode
 from kafkalab.kafka.consumer_config import (
     AUTO_COMMIT_INTERVAL_MS,
     PROCESSING_DELAY_MS,
@@ -240,3 +243,37 @@ class ConsumerConfigForm(forms.Form):
     def config(self) -> ConsumerConfig:
         """The validated settings (call after is_valid())."""
         return ConsumerConfig(**self.cleaned_data)
+
+
+class BillingConfigForm(forms.Form):
+    """A BillingService instance's settings; defaults and bounds from BillingConfig. Every field
+    may be left out: the page's one-click "Start BillingService" posts none."""
+
+    mode = forms.ChoiceField(
+        label="mode",
+        choices=[
+            (str(BillingMode.EXACTLY_ONCE), "exactly-once (one transaction per batch)"),
+            (str(BillingMode.AT_LEAST_ONCE), "at-least-once (produce, then commit offsets)"),
+        ],
+        initial=str(BillingConfig().mode),
+        required=False,
+    )
+    processing_delay_ms = forms.IntegerField(
+        label="processing delay per order (ms)",
+        min_value=BILLING_DELAY_MS[0],
+        max_value=BILLING_DELAY_MS[1],
+        initial=BillingConfig().processing_delay_ms,
+        help_text="Slows each batch down, so that Kill lands in the middle of one.",
+        required=False,
+    )
+    batch_size = forms.IntegerField(
+        label="batch size (orders)",
+        min_value=BILLING_BATCH_SIZE[0],
+        max_value=BILLING_BATCH_SIZE[1],
+        initial=BillingConfig().batch_size,
+        required=False,
+    )
+
+    def config(self) -> BillingConfig:
+        """What was asked; a field left out takes BillingConfig's default (the one-click start)."""
+        return BillingConfig(**{name: value for name, value in self.cleaned_data.items() if value not in (None, "")})

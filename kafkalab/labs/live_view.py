@@ -6,7 +6,7 @@ no button, no form and no token. (Buttons post with the CSRF header that base.ht
 page's own request; nothing here renders a token.)
 
 A lab draws several topics as lanes, each a "view": the orders topic (the model's `lanes`) and its
-other topics (the model's `views`: the dead-letter topic). Each view's lanes sit in an element
+other topics (the model's `views`: the dead-letter and invoices topics). Each view's lanes sit in an element
 carrying `data-topic`; their element ids start with the view's prefix (none for the orders lanes).
 """
 
@@ -171,6 +171,7 @@ class ViewerPage:
             "rebalances": {"rebalances": panels["rebalances"]},
             "outbox": {"outbox": panels["outbox"]},
             "transaction": {"transaction": panels.get("transaction"), "ended": panels.get("transaction_ended")},
+            "billing": {"billing": panels.get("billing")},
         }
         lanes = [*panels["lanes"], *(lane for view in panels.get("views", []) for lane in view["lanes"])]
         html = [self._lane_metas_html(self._changed_lanes(lanes))]

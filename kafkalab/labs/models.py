@@ -70,8 +70,22 @@ class Lab(models.Model):
         return f"{self.orders_topic}.dlq"
 
     @property
+    def invoices_topic(self) -> str:
+        """Where BillingService writes one InvoiceIssued per OrderCreated."""
+        return f"{self.prefix}.invoices"
+
+    @property
     def topics(self) -> list[str]:
-        return [self.orders_topic, self.dlq_topic]
+        return [self.orders_topic, self.dlq_topic, self.invoices_topic]
+
+    @property
+    def billing_group_id(self) -> str:
+        """BillingService's own consumer group: it reads every order, beside NotificationService."""
+        return f"{self.prefix}.billing"
+
+    def billing_transactional_id(self, name: str) -> str:
+        """A BillingService instance's transactional.id: a twin started with it fences the instance."""
+        return f"{self.prefix}.billing-service.{name}"
 
     @property
     def group_id(self) -> str:
@@ -182,6 +196,39 @@ class NotificationConsumer(models.Model):
     @property
     def is_live(self) -> bool:
         return self.status in LIVE_STATUSES
+
+
+class BillingInstance(models.Model):
+    """One BillingService process of a lab, as last known (like NotificationConsumer). A twin
+    shares its original's transactional.id (`twin_of`); `fenced` says a twin took it over."""
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="billing_instances")
+    name = models.CharField(max_length=16)
+    config = models.JSONField()  # a BillingConfig, as_dict()
+    twin_of = models.CharField(max_length=16, blank=True)
+    status = models.CharField(
+        max_length=16, choices=[(s.value, s.value) for s in ConsumerStatus], default=ConsumerStatus.STARTING
+    )
+    fenced = models.BooleanField(default=False)
+    pid = models.IntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["lab", "name"], name="unique_billing_name_per_lab")]
+
+    def __str__(self) -> str:
+        return f"{self.lab.prefix}/{self.name}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+    @property
+    def transactional_id(self) -> str:
+        return self.lab.billing_transactional_id(self.twin_of or self.name)
 
 
 class OutboxEmail(models.Model):

@@ -13,7 +13,7 @@ from kafkalab.kafka.tail import CommittedView, read_committed_view, read_record
 from kafkalab.labs import contract_selectors, events, records
 from kafkalab.labs.errors import LabError
 from kafkalab.labs.models import Lab
-from kafkalab.runner.protocol import DLQ_VIEW, ORDERS_VIEW, LabStateAsk, RunnerUnavailable, runner_ask
+from kafkalab.runner.protocol import DLQ_VIEW, INVOICES_VIEW, ORDERS_VIEW, LabStateAsk, RunnerUnavailable, runner_ask
 
 
 async def lab_model(*, lab_id: int) -> dict:
@@ -47,6 +47,8 @@ def lab_state(model: dict) -> dict:
         # OrderService's open transaction (None when none is open), and how the last one ended.
         "transaction": model.get("transaction"),
         "transaction_ended": model.get("transaction_ended"),
+        # BillingService: its instances, and the invoices Kafka holds committed (counted per orderId).
+        "billing": model.get("billing"),
     }
 
 
@@ -80,7 +82,7 @@ class EventDetail:
 
 def lab_view_topic(*, lab: Lab, view: str) -> str:
     """The lab's topic behind a view of its lanes: its name is the lab's, never the request's."""
-    topics = {ORDERS_VIEW: lab.orders_topic, DLQ_VIEW: lab.dlq_topic}
+    topics = {ORDERS_VIEW: lab.orders_topic, DLQ_VIEW: lab.dlq_topic, INVOICES_VIEW: lab.invoices_topic}
     if view not in topics:
         raise LabError(f"This lab has no topic {view!r}.")
     return topics[view]

@@ -1,7 +1,7 @@
 from django.urls import path
 
 import kafkalab.labs.converters  # noqa: F401 (registers lab_id, partition, offset)
-from kafkalab.labs import contract_views, transaction_views, views
+from kafkalab.labs import billing_views, contract_views, transaction_views, views
 
 app_name = "labs"
 
@@ -42,6 +42,17 @@ urlpatterns = [
         for action in ("stop", "kill", "restart")
     ],
     path("labs/<lab_id:lab_id>/dlq/replay/", views.dlq_replay, name="dlq-replay"),
+    path("labs/<lab_id:lab_id>/billing/", billing_views.billing_add, name="billing-add"),
+    path("labs/<lab_id:lab_id>/billing/<slug:name>/twin/", billing_views.billing_twin, name="billing-twin"),
+    *[
+        path(
+            f"labs/<lab_id:lab_id>/billing/<slug:name>/{action}/",
+            billing_views.billing_action,
+            {"action": action},
+            name=f"billing-{action}",
+        )
+        for action in billing_views.BILLING_ACTIONS
+    ],
     path("labs/<lab_id:lab_id>/contract/encoding/", contract_views.contract_encoding, name="contract-encoding"),
     path("labs/<lab_id:lab_id>/contract/check/", contract_views.contract_check, name="contract-check"),
     path("labs/<lab_id:lab_id>/contract/use/", contract_views.contract_use, name="contract-use"),

@@ -20,9 +20,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from kafkalab.kafka.consumer_config import LIVE_STATUSES, ConsumerConfig, ConsumerStatus
-from kafkalab.labs.models import Lab, NotificationConsumer, OutboxEmail, Rebalance
+from kafkalab.labs.models import BillingInstance, Lab, NotificationConsumer, OutboxEmail, Rebalance
 from kafkalab.labs.services.transactions import transactions_forget_all
 from kafkalab.runner import protocol
+from kafkalab.runner.billing import BillingSupervisor, load_billing
 from kafkalab.runner.cluster_watcher import ClusterWatcher
 from kafkalab.runner.lab_observer import LabObserver
 from kafkalab.runner.live import LabLive, RebalanceLive
@@ -49,6 +50,7 @@ class LabSession:
         self.live = LabLive(lab_id)
         self.supervisor = Supervisor(lab_id=lab_id, live=self.live, on_change=self.changed)
         self.transaction = LabTransaction(lab_id, live=self.live, on_change=self.changed)
+        self.billing = BillingSupervisor(lab_id=lab_id, live=self.live, on_change=self.changed)
         self.lessons = LessonTracker(lab_id)
         self.observer: LabObserver | None = None
         self.viewers = 0
@@ -95,6 +97,7 @@ class Runner:
                 lab_id=session.lab_id,
                 topic=lab.orders_topic,
                 group_id=lab.group_id,
+                invoices_topic=lab.invoices_topic,
                 live=session.live,
                 lessons=session.lessons,
                 loop=asyncio.get_running_loop(),
@@ -144,6 +147,7 @@ class Runner:
         if session is None:
             return
         await session.supervisor.reap()
+        await session.billing.reap()
         await session.transaction.close()
         if session.observer is not None:
             session.observer.stop()
@@ -260,6 +264,7 @@ class LabRunner(AsyncConsumer):
 
     async def _reap(self, session: LabSession, channel: str) -> None:
         await session.supervisor.reap()
+        await session.billing.reap()
         await session.transaction.end()  # an open transaction is aborted, its producer closed
         await protocol.reply(self.channel_layer, channel, data={"live": len(session.supervisor.processes)})
 
@@ -362,6 +367,23 @@ class LabRunner(AsyncConsumer):
         session = await self.runner.session(command.lab_id)
         await session.supervisor.kill(command.name)
 
+    # BillingService ---------------------------------------------------------------------------
+
+    async def billing_start(self, message: dict) -> None:
+        command = protocol.BillingStart.parse(message)
+        session = await self.runner.session(command.lab_id)
+        await session.billing.start(command.name)
+
+    async def billing_stop(self, message: dict) -> None:
+        command = protocol.BillingStop.parse(message)
+        session = await self.runner.session(command.lab_id)
+        await session.billing.stop(command.name)
+
+    async def billing_kill(self, message: dict) -> None:
+        command = protocol.BillingKill.parse(message)
+        session = await self.runner.session(command.lab_id)
+        await session.billing.kill(command.name)
+
 
 def _idle_text() -> str:
     hours = settings.LAB_IDLE_EXPIRY_SECONDS / 3600
@@ -372,6 +394,7 @@ def _idle_text() -> str:
 def forget_processes_of_a_previous_run() -> None:
     """Processes die with the runner that started them, so a fresh runner owns none."""
     NotificationConsumer.objects.filter(status__in=LIVE_STATUSES).update(status=ConsumerStatus.STOPPED, pid=None)
+    BillingInstance.objects.filter(status__in=LIVE_STATUSES).update(status=ConsumerStatus.STOPPED, pid=None)
 
 
 @database_sync_to_async
@@ -402,6 +425,7 @@ def _load_history(session: LabSession) -> None:
             config = ConsumerConfig()
         consumer = live.consumer(row.name, config)
         consumer.status, consumer.last_error = ConsumerStatus(row.status), row.last_error
+    load_billing(live, session.lab_id)
     saved = Rebalance.objects.filter(lab_id=session.lab_id)[:TIMELINE_LOADED]
     live.load_rebalances(
         [

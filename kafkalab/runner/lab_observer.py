@@ -41,6 +41,7 @@ from kafkalab.runner.lag_history import LagHistory
 from kafkalab.runner.live import LabLive
 from kafkalab.runner.protocol import (
     DLQ_VIEW,
+    INVOICES_VIEW,
     ORDERS_VIEW,
     LabModel,
     LabPanels,
@@ -188,11 +189,14 @@ class LabObserver:
         layer,
         lessons: LessonTracker | None = None,
         dlq_topic: str | None = None,
+        invoices_topic: str | None = None,
     ) -> None:
         self.lab_id = lab_id
         self.topic = topic
         # lab-<id>.orders.dlq: named after the orders topic, as the lab names it.
         self.dlq_topic = dlq_topic or f"{topic}.dlq"
+        # lab-<id>.invoices: BillingService's output, named after the lab as the lab names it.
+        self.invoices_topic = invoices_topic or f"{topic.removesuffix('.orders')}.invoices"
         self.group_id = group_id
         self.live = live
         self.lessons = lessons
@@ -204,7 +208,13 @@ class LabObserver:
         self._orders = TopicView(view=ORDERS_VIEW, topic=topic, window=self.window)
         self._lanes = self._orders.lanes
         # The lab's other topics, drawn below the orders lanes, in this order.
-        self._others = [TopicView(view=DLQ_VIEW, topic=self.dlq_topic, window=self.window)]
+        self._others = [
+            TopicView(view=DLQ_VIEW, topic=self.dlq_topic, window=self.window),
+            TopicView(view=INVOICES_VIEW, topic=self.invoices_topic, window=self.window),
+        ]
+        # Invoices per orderId as a read_committed reader gets them (its own tail: see _run).
+        self._invoices = facts.InvoiceCount()
+        self._invoice_tail: TopicTail | None = None
         self._views = {view.topic: view for view in (self._orders, *self._others)}
         # Orders records a dead letter points at ((partition, offset) → dead_letter_data), oldest first.
         self._dead_lettered: dict[tuple[int, int], dict] = {}
@@ -266,6 +276,7 @@ class LabObserver:
             orders = {"name": self.topic, "role": ORDERS_VIEW, "partitions": partitions, "error": self._group_error}
             others = [view.topic_data() for view in self._others]
             poison = self._poison()
+            invoices = self._invoices.as_data()
             aborted = {(p, offset) for p, lane in self._lanes.items() for offset in lane.txn.aborted}
             group = model.group_data(
                 group_id=self.group_id,
@@ -280,6 +291,7 @@ class LabObserver:
                 "name": f"lab-{self.lab_id}",
                 "topic": self.topic,
                 "dlq_topic": self.dlq_topic,
+                "invoices_topic": self.invoices_topic,
                 "group_id": self.group_id,
             },
             "topics": [orders, *others],
@@ -289,6 +301,7 @@ class LabObserver:
             "groups": [group],
             **model.live_data(self.live),
             "outbox": model.outbox_data(self.live, missed, aborted),
+            "billing": {**invoices, "topic": self.invoices_topic, "instances": self.live.billing_data()},
         }
 
     def _lane_data(self, *, with_records: bool, blocked: dict[int, int], with_lag_history: bool = True) -> list[dict]:
@@ -347,6 +360,13 @@ class LabObserver:
             tail = TopicTail(list(self._views), window=ANALYSIS_WINDOW, config=client_config())
             committed = TopicTail([self.topic], window=ANALYSIS_WINDOW, config=client_config(), isolation=COMMITTED)
             self._tails = (tail, committed)
+            # Duplicates are counted from what Kafka holds committed, over the newest invoices.
+            self._invoice_tail = TopicTail(
+                [self.invoices_topic],
+                window=facts.INVOICED_ORDERS_REMEMBERED,
+                config=client_config(),
+                isolation=COMMITTED,
+            )
             self._sync(tail, probe, started)
             self._publish(LabModel(model=self.model()))
             self._loop_until_stopped(tail, probe, started)
@@ -355,7 +375,7 @@ class LabObserver:
         finally:
             self.ready.set()  # nobody waits forever for a model that will not come
             probe.unwatch(self.group_id)
-            for opened in (tail, committed):
+            for opened in (tail, committed, self._invoice_tail):
                 if opened is not None:
                     opened.close()
 
@@ -377,6 +397,8 @@ class LabObserver:
             if self._judge_transactions():
                 self._redraw.set()
                 lesson_due = True
+            if self._count_invoices():
+                self._redraw.set()
             now = time.monotonic()
             if self._refresh.is_set() or now - last_poll >= OFFSETS_INTERVAL:
                 if self._refresh.is_set():
@@ -454,6 +476,15 @@ class LabObserver:
                 lane.txn.judge()
                 changed = changed or before != (len(lane.txn.aborted), len(lane.txn.markers), lane.txn.committed_end)
         return changed
+
+    def _count_invoices(self) -> bool:
+        """Count the invoices the read_committed tail got since; True when there were any."""
+        delivered = self._invoice_tail.poll(max_records=BATCH, timeout=0) if self._invoice_tail else []
+        if delivered:
+            with self._lock:
+                for record in delivered:
+                    self._invoices.add(decode_key(record.key))  # invoices are keyed by orderId
+        return bool(delivered)
 
     def _count(self, record: TailRecord) -> None:
         """A record that scrolls out of its lane in the batch that brought it: only the outbox
@@ -543,6 +574,9 @@ class LabObserver:
                 added = tail.refresh_partitions()
             with contextlib.suppress(KafkaUnavailable):
                 added_committed = self._tails[1].refresh_partitions()
+            if self._invoice_tail is not None:
+                with contextlib.suppress(KafkaUnavailable):
+                    self._invoice_tail.refresh_partitions()
         with self._lock:
             for found in added:
                 lane = self._views[found.topic].lane(found.partition)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from kafkalab.kafka.billing_config import BillingConfig
 from kafkalab.kafka.consumer_config import LIVE_STATUSES, ConsumerConfig, ConsumerStatus, GroupProtocol
 from kafkalab.labs import facts
 
@@ -149,6 +150,49 @@ REGISTRY_EVENTS_KEPT = 20
 REGISTRY_MESSAGE_CHARS = 600
 
 
+@dataclass
+class BillingLive:
+    """A BillingService instance, from its reports (kafkalab.runner.billing)."""
+
+    name: str
+    config: BillingConfig
+    transactional_id: str = ""
+    twin_of: str = ""
+    status: ConsumerStatus = ConsumerStatus.STARTING
+    pid: int | None = None
+    assigned: list[int] = field(default_factory=list)
+    in_batch: int = 0  # records of the batch under way, received and not yet committed
+    invoiced: int = 0  # invoices it produced (committed or not)
+    skipped: int = 0
+    batches: int = 0  # batches committed
+    fenced: bool = False
+    last_error: str = ""
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+    def as_data(self) -> dict:
+        """For the model, state.json and the card."""
+        return {
+            "name": self.name,
+            "mode": str(self.config.mode),
+            "config": self.config.as_dict(),
+            "transactional_id": self.transactional_id if self.config.transactional else None,
+            "twin_of": self.twin_of or None,
+            "status": str(self.status),
+            "live": self.live,
+            "pid": self.pid,
+            "assigned": list(self.assigned),
+            "in_batch": self.in_batch,
+            "invoiced": self.invoiced,
+            "skipped": self.skipped,
+            "batches": self.batches,
+            "fenced": self.fenced,
+            "last_error": self.last_error,
+        }
+
+
 class LabLive:
     def __init__(self, lab_id: int) -> None:
         self.lab_id = lab_id
@@ -176,6 +220,8 @@ class LabLive:
         # and how the last one ended ({"outcome", "message", "records", "at"}), or None.
         self.transaction: dict | None = None
         self.transaction_ended: dict | None = None
+        # BillingService instances, by name (kafkalab.runner.billing writes them).
+        self.billing: dict[str, BillingLive] = {}
 
     # OrderService's transaction --------------------------------------------------------------
 
@@ -190,6 +236,21 @@ class LabLive:
         event["message"] = str(event.get("message") or "")[:REGISTRY_MESSAGE_CHARS]
         with self.lock:
             self.registry_events.append(event)
+
+    # BillingService ---------------------------------------------------------------------------
+
+    def billing_instance(self, name: str, config: BillingConfig | None = None) -> BillingLive:
+        with self.lock:
+            live = self.billing.get(name)
+            if live is None:
+                live = self.billing[name] = BillingLive(name=name, config=config or BillingConfig())
+            elif config is not None:
+                live.config = config
+            return live
+
+    def billing_data(self) -> list[dict]:
+        with self.lock:
+            return [live.as_data() for live in self.billing.values()]
 
     # Consumers --------------------------------------------------------------------------------
 
@@ -386,5 +447,6 @@ class LabLive:
             self._blocked_by.clear()
             self._set_aside.clear()
             self.consumers.clear()  # the reset removed them (after stopping their processes)
+            self.billing.clear()
             self.transaction = None  # the reset aborted it (kafkalab.runner.transactions)
             self.transaction_ended = None

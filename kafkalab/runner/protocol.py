@@ -28,6 +28,7 @@ ASK_TIMEOUT_SECONDS = 20.0
 # orders topic (the model's `lanes`, read by the lab's group) and the others (its `views`).
 ORDERS_VIEW = "orders"
 DLQ_VIEW = "dlq"
+INVOICES_VIEW = "invoices"
 
 
 def lab_group(lab_id: int) -> str:
@@ -166,6 +167,30 @@ class ConsumerStop(Message):
 @dataclass(frozen=True)
 class ConsumerKill(Message):
     type: ClassVar[str] = "consumer.kill"
+    lab_id: int
+    name: str
+
+
+# BillingService instances (kafkalab.runner.billing): started, stopped, killed like consumers.
+
+
+@dataclass(frozen=True)
+class BillingStart(Message):
+    type: ClassVar[str] = "billing.start"
+    lab_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class BillingStop(Message):
+    type: ClassVar[str] = "billing.stop"
+    lab_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class BillingKill(Message):
+    type: ClassVar[str] = "billing.kill"
     lab_id: int
     name: str
 

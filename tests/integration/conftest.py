@@ -164,7 +164,11 @@ def open_lab(kafka_cluster: LocalCluster, lab_ids_apart, lab_channel_layers) -> 
     yield open_
     if opened:
         admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap_servers()})
-        topics = [topic for lab_id in opened for topic in (f"lab-{lab_id}.orders", f"lab-{lab_id}.orders.dlq")]
+        topics = [
+            topic
+            for lab_id in opened
+            for topic in (f"lab-{lab_id}.orders", f"lab-{lab_id}.orders.dlq", f"lab-{lab_id}.invoices")
+        ]
         for future in admin.delete_topics(topics).values():
             # Already gone (a test may delete it) or Kafka is busy: a leftover topic is harmless.
             with contextlib.suppress(Exception):

@@ -319,6 +319,7 @@ def test_the_observers_model_marks_what_a_dead_letter_points_at_and_the_lanes_a_
     ]  # fmt: skip
     assert [lane["blocked_at"] for lane in lab["lanes"]] == [None, 4]
     assert [p["blocked_at"] for p in lab["topics"][0]["partitions"]] == [None, 4]
-    [dlq] = lab["views"]
+    dlq, invoices = lab["views"]
+    assert invoices["view"] == "invoices" and invoices["records"] == 0
     assert (dlq["topic"], dlq["records"], [r["offset"] for r in dlq["lanes"][0]["records"]]) == (DLQ, 2, [0, 1])
     assert lab["topics"][1]["role"] == "dlq" and lab["lab"]["dlq_topic"] == DLQ

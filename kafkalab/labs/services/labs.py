@@ -26,7 +26,7 @@ from kafkalab.kafka.producer import producers_refresh
 from kafkalab.labs.errors import LabError, LabLimitReached
 from kafkalab.labs.models import Lab
 from kafkalab.labs.services.contracts import contract_forget
-from kafkalab.labs.services.topics import dead_letter_topic_ensure
+from kafkalab.labs.services.topics import dead_letter_topic_ensure, invoices_topic_ensure
 from kafkalab.runner.protocol import (
     LabClosed,
     LabReap,
@@ -104,6 +104,7 @@ def lab_topics_ensure(*, lab: Lab, fresh: bool = False) -> None:
     except (KafkaUnavailable, KafkaRefused) as exc:
         raise LabError(f"Kafka could not create this lab's topics: {exc}") from exc
     dead_letter_topic_ensure(lab=lab, fresh=fresh)
+    invoices_topic_ensure(lab=lab, fresh=fresh)
 
 
 def lab_reset(*, lab: Lab) -> str | None:
@@ -117,11 +118,15 @@ def lab_reset(*, lab: Lab) -> str | None:
         locked.reset_started_at = timezone.now()
         locked.save(update_fields=["reset_started_at"])
         # Every process the runner may hold has a live row (it is made before the process).
-        had_processes = lab.consumers.filter(status__in=LIVE_STATUSES).exists()
+        had_processes = (
+            lab.consumers.filter(status__in=LIVE_STATUSES).exists()
+            or lab.billing_instances.filter(status__in=LIVE_STATUSES).exists()
+        )
         # The runner writes its open transaction here; the reap aborts it and closes its producer.
         had_transaction = locked.transaction_open is not None
         # Gone before the runner reaps, so a queued "Add consumer" finds nothing to start.
         lab.consumers.all().delete()
+        lab.billing_instances.all().delete()
     try:
         if had_processes or had_transaction:
             _consumers_reap(lab=lab)
@@ -153,10 +158,10 @@ def _consumers_reap(*, lab: Lab) -> None:
 
 
 def _group_delete(*, lab: Lab) -> None:
-    """The consumers' group, and the one that holds "Replay DLQ"'s cursor: both at once, since
-    each is deleted by a process of its own."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(_one_group_delete, [lab.group_id, lab.dlq_replay_id]))
+    """The consumers' group, the one that holds "Replay DLQ"'s cursor and BillingService's: all at
+    once, since each is deleted by a process of its own."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(_one_group_delete, [lab.group_id, lab.dlq_replay_id, lab.billing_group_id]))
 
 
 def _one_group_delete(group_id: str) -> None:

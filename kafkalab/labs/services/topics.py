@@ -1,4 +1,4 @@
-"""The lab's topics: more partitions (and which keys move because of them), and the dead-letter topic."""
+"""The lab's topics: more partitions (and which keys move because of them), the dead-letter and invoices topics."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from kafkalab.runner.protocol import LabRefresh, runner_send_sync
 KEYS_CHECKED = 200
 # The dead letters are one lane on the page, in the order they were set aside.
 DEAD_LETTER_PARTITIONS = 1
+# A new lab's orders topic has 4 partitions: its invoices topic starts with as many.
+INVOICE_PARTITIONS = 4
 
 
 @dataclass(frozen=True)
@@ -95,3 +97,24 @@ def dead_letter_topic_ensure(*, lab: Lab, fresh: bool = False) -> None:
         )
     except (KafkaUnavailable, KafkaRefused) as exc:
         raise LabError(f"Kafka could not create this lab's dead-letter topic: {exc}") from exc
+
+
+def invoices_topic_ensure(*, lab: Lab, fresh: bool = False) -> None:
+    """The lab's invoices topic (BillingService writes it), made if missing, with as many
+    partitions as the orders topic has then (4 for a new lab). `fresh` as for the dead-letter topic."""
+    admin = shared_admin(client_config())
+    try:
+        if not fresh and kafka_topics.partition_count(admin, lab.invoices_topic) is not None:
+            return
+        partitions = (None if fresh else kafka_topics.partition_count(admin, lab.orders_topic)) or INVOICE_PARTITIONS
+        replication = min(3, kafka_topics.broker_count(admin))
+        kafka_topics.topic_create(
+            admin,
+            lab.invoices_topic,
+            partitions=partitions,
+            replication=replication,
+            config={"min.insync.replicas": str(min(2, replication))},
+            exist_ok=not fresh,
+        )
+    except (KafkaUnavailable, KafkaRefused) as exc:
+        raise LabError(f"Kafka could not create this lab's invoices topic: {exc}") from exc

@@ -87,7 +87,11 @@ def open_lab(lab_server: Server, kafka_cluster: LocalCluster) -> Iterator[Callab
     admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap_servers()})
     if opened:
         for future in admin.delete_topics(
-            [topic for lab in opened for topic in (lab.topic, f"{lab.topic}.dlq")]
+            [
+                topic
+                for lab in opened
+                for topic in (lab.topic, f"{lab.topic}.dlq", lab.topic.removesuffix(".orders") + ".invoices")
+            ]
         ).values():
             with contextlib.suppress(Exception):  # a leftover topic is harmless
                 future.result(timeout=30)

@@ -85,10 +85,22 @@ class TopicTail:
     the same wait, and a lab costs one connection set, not one per topic."""
 
     def __init__(
-        self, topics: list[str], *, window: int, config: dict[str, object], isolation: str = "read_uncommitted"
+        self,
+        topics: list[str],
+        *,
+        window: int,
+        config: dict[str, object],
+        isolation: str = "read_uncommitted",
+        windows: dict[str, int] | None = None,
+        fetch_wait_ms: int = 20,
     ) -> None:
+        """`window`: how many records before each log end to start at (`windows`: per topic,
+        where it differs). `fetch_wait_ms`: how long the broker may hold a fetch while it has
+        nothing new; new records end the wait at once, so a longer one costs no latency, only
+        fewer idle round trips."""
         self.topics = list(topics)
         self.window = window
+        self.windows = windows or {}
         self.isolation = isolation
         self._consumer = Consumer(
             {
@@ -101,7 +113,7 @@ class TopicTail:
                 # Where a partition's end was reached: for read_committed, the last stable offset.
                 "enable.partition.eof": True,
                 "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 20,
+                "fetch.wait.max.ms": fetch_wait_ms,
                 "socket.connection.setup.timeout.ms": 3000,
                 "topic.metadata.refresh.interval.ms": 2000,
             },
@@ -147,7 +159,7 @@ class TopicTail:
         partition = metadata.id
         try:
             low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)
-            start = max(low, high - self.window)
+            start = max(low, high - self.windows.get(topic, self.window))
         except KafkaException:  # leader unavailable right now: read from the end
             low = high = None
             start = OFFSET_END

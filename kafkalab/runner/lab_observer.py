@@ -71,6 +71,9 @@ IDLE_WAIT = 0.1
 PUSH_RECHECK = 0.005  # seconds between looks at whether the last record push was delivered
 DEAD_LETTERS_REMEMBERED = 1000  # dead letters whose orders record is marked poison, newest kept
 UNCOMMITTED, COMMITTED = "read_uncommitted", "read_committed"
+# The read_committed reader is not what makes records appear on the page: idle, it may let the
+# broker hold its fetches longer (new records still end the wait at once).
+COMMITTED_FETCH_WAIT_MS = 250
 
 
 class PushBudget:
@@ -214,7 +217,6 @@ class LabObserver:
         ]
         # Invoices per orderId as a read_committed reader gets them (its own tail: see _run).
         self._invoices = facts.InvoiceCount()
-        self._invoice_tail: TopicTail | None = None
         self._views = {view.topic: view for view in (self._orders, *self._others)}
         # Orders records a dead letter points at ((partition, offset) → dead_letter_data), oldest first.
         self._dead_lettered: dict[tuple[int, int], dict] = {}
@@ -358,15 +360,17 @@ class LabObserver:
         started = time.monotonic()
         try:
             tail = TopicTail(list(self._views), window=ANALYSIS_WINDOW, config=client_config())
-            committed = TopicTail([self.topic], window=ANALYSIS_WINDOW, config=client_config(), isolation=COMMITTED)
-            self._tails = (tail, committed)
-            # Duplicates are counted from what Kafka holds committed, over the newest invoices.
-            self._invoice_tail = TopicTail(
-                [self.invoices_topic],
-                window=facts.INVOICED_ORDERS_REMEMBERED,
+            # One read_committed reader for the orders (transaction marks) and the invoices (duplicates
+            # are counted over the newest invoices Kafka holds committed).
+            committed = TopicTail(
+                [self.topic, self.invoices_topic],
+                window=ANALYSIS_WINDOW,
+                windows={self.invoices_topic: facts.INVOICED_ORDERS_REMEMBERED},
                 config=client_config(),
                 isolation=COMMITTED,
+                fetch_wait_ms=COMMITTED_FETCH_WAIT_MS,
             )
+            self._tails = (tail, committed)
             self._sync(tail, probe, started)
             self._publish(LabModel(model=self.model()))
             self._loop_until_stopped(tail, probe, started)
@@ -375,7 +379,7 @@ class LabObserver:
         finally:
             self.ready.set()  # nobody waits forever for a model that will not come
             probe.unwatch(self.group_id)
-            for opened in (tail, committed, self._invoice_tail):
+            for opened in (tail, committed):
                 if opened is not None:
                     opened.close()
 
@@ -397,8 +401,6 @@ class LabObserver:
             if self._judge_transactions():
                 self._redraw.set()
                 lesson_due = True
-            if self._count_invoices():
-                self._redraw.set()
             now = time.monotonic()
             if self._refresh.is_set() or now - last_poll >= OFFSETS_INTERVAL:
                 if self._refresh.is_set():
@@ -463,7 +465,11 @@ class LabObserver:
         changed = False
         with self._lock:
             for record in delivered:
-                self._lane(record.partition).txn.saw_committed(record.offset)
+                if record.topic == self.topic:
+                    self._lane(record.partition).txn.saw_committed(record.offset)
+                else:
+                    self._invoices.add(decode_key(record.key))  # invoices are keyed by orderId
+                    changed = True
             for partition, lane in self._lanes.items():
                 before = (len(lane.txn.aborted), len(lane.txn.markers), lane.txn.committed_end)
                 # A reader that has got nothing yet is where it started.
@@ -476,15 +482,6 @@ class LabObserver:
                 lane.txn.judge()
                 changed = changed or before != (len(lane.txn.aborted), len(lane.txn.markers), lane.txn.committed_end)
         return changed
-
-    def _count_invoices(self) -> bool:
-        """Count the invoices the read_committed tail got since; True when there were any."""
-        delivered = self._invoice_tail.poll(max_records=BATCH, timeout=0) if self._invoice_tail else []
-        if delivered:
-            with self._lock:
-                for record in delivered:
-                    self._invoices.add(decode_key(record.key))  # invoices are keyed by orderId
-        return bool(delivered)
 
     def _count(self, record: TailRecord) -> None:
         """A record that scrolls out of its lane in the batch that brought it: only the outbox
@@ -574,9 +571,6 @@ class LabObserver:
                 added = tail.refresh_partitions()
             with contextlib.suppress(KafkaUnavailable):
                 added_committed = self._tails[1].refresh_partitions()
-            if self._invoice_tail is not None:
-                with contextlib.suppress(KafkaUnavailable):
-                    self._invoice_tail.refresh_partitions()
         with self._lock:
             for found in added:
                 lane = self._views[found.topic].lane(found.partition)
@@ -585,7 +579,8 @@ class LabObserver:
                 else:
                     lane.started(UNCOMMITTED, found.start)
             for found in added_committed:
-                self._lane(found.partition).started(COMMITTED, found.start)
+                if found.topic == self.topic:
+                    self._lane(found.partition).started(COMMITTED, found.start)
             if snapshot is not None:
                 self._apply_snapshot(snapshot)
         if snapshot is not None or time.monotonic() - started > READY_TIMEOUT:

@@ -36,16 +36,14 @@ from decimal import Decimal, InvalidOperation
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from kafkalab.kafka.billing_config import BillingConfig
-from kafkalab.kafka.notification_service import (
-    KEY_CHARS,
-    ORDER_ID_CHARS,
-    STOP_DEADLINE_SECONDS,
-    _ErrorLogger,
-    _partitions,
-    _short,
-    _text,
+from kafkalab.kafka.notification_service import KEY_CHARS, ORDER_ID_CHARS, STOP_DEADLINE_SECONDS
+from kafkalab.kafka.service_process import (
+    ErrorLogger,
     die_with_parent,
+    partition_numbers,
     report,
+    short_text,
+    text_prefix,
 )
 from kafkalab.kafka.tail import record_headers
 
@@ -156,8 +154,8 @@ class BillingService:
         self.settings = settings
         self.config = settings.config
         self.stopping = False
-        self.consumer = Consumer(settings.consumer_config(), logger=_ErrorLogger())
-        self.producer = Producer(settings.producer_config(), logger=_ErrorLogger())
+        self.consumer = Consumer(settings.consumer_config(), logger=ErrorLogger())
+        self.producer = Producer(settings.producer_config(), logger=ErrorLogger())
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._request_stop)
@@ -221,7 +219,7 @@ class BillingService:
     def _process(self, message) -> int:
         """Bill one record: 1 when an invoice was produced, 0 when it was skipped."""
         where = {"partition": message.partition(), "offset": message.offset()}
-        report("received", **where, key=_text(message.key(), KEY_CHARS))
+        report("received", **where, key=text_prefix(message.key(), KEY_CHARS))
         if self.config.processing_delay_ms:
             time.sleep(self.config.processing_delay_ms / 1000)
         headers = dict(record_headers(message))
@@ -234,7 +232,7 @@ class BillingService:
             return 0
         order_id = invoice["invoiceFor"]
         self._produce(order_id, invoice)
-        report("invoiced", **where, order_id=_short(order_id, ORDER_ID_CHARS))
+        report("invoiced", **where, order_id=short_text(order_id, ORDER_ID_CHARS))
         return 1
 
     def _produce(self, order_id: str, invoice: dict) -> None:
@@ -273,13 +271,14 @@ class BillingService:
     def _abort(self, first: dict[int, int], error: KafkaException) -> None:
         """Kafka refused the transaction: abort it and read the batch again."""
         report(
-            "error", message=f"the transaction failed: {_error_text(error)}; aborting it and billing the batch again"
+            "error",
+            message=f"the transaction failed: {_errortext_prefix(error)}; aborting it and billing the batch again",
         )
         try:
             self.producer.abort_transaction(CALL_TIMEOUT_SECONDS)
         except KafkaException as exc:
             self._raise_if_fenced(exc)
-            report("error", message=f"abort failed: {_error_text(exc)}")
+            report("error", message=f"abort failed: {_errortext_prefix(exc)}")
         report("aborted")
         for partition, offset in first.items():
             # No longer assigned: its next owner reads it from the committed offset.
@@ -297,7 +296,7 @@ class BillingService:
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            report("error", message=f"commit failed: {_error_text(exc)}")
+            report("error", message=f"commit failed: {_errortext_prefix(exc)}")
             return
         report("committed", offsets=_offsets(offsets), invoices=invoices, transaction=False)
 
@@ -319,13 +318,13 @@ class BillingService:
     # The group ----------------------------------------------------------------------------------
 
     def _on_assign(self, consumer, partitions) -> None:
-        report("assigned", partitions=_partitions(partitions))
+        report("assigned", partitions=partition_numbers(partitions))
 
     def _on_revoke(self, consumer, partitions) -> None:
-        report("revoked", partitions=_partitions(partitions))
+        report("revoked", partitions=partition_numbers(partitions))
 
     def _on_lost(self, consumer, partitions) -> None:
-        report("lost", partitions=_partitions(partitions))
+        report("lost", partitions=partition_numbers(partitions))
 
     def _request_stop(self, signum, frame) -> None:
         self.stopping = True
@@ -336,7 +335,7 @@ def _offsets(offsets) -> dict[str, int]:
     return {str(tp.partition): tp.offset for tp in offsets if tp.offset >= 0}
 
 
-def _error_text(exc: KafkaException) -> str:
+def _errortext_prefix(exc: KafkaException) -> str:
     error = exc.args[0] if exc.args else None
     return error.str() if isinstance(error, KafkaError) else str(exc)
 
@@ -355,7 +354,7 @@ def main(argv: list[str]) -> int:
     try:
         return service.run()
     except KafkaException as exc:
-        report("error", message=f"stopped on a Kafka error: {_error_text(exc)}", fatal=True)
+        report("error", message=f"stopped on a Kafka error: {_errortext_prefix(exc)}", fatal=True)
         return 1
 
 

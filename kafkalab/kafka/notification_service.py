@@ -30,9 +30,7 @@ This module needs only confluent-kafka, not Django: a consumer process starts fa
 
 from __future__ import annotations
 
-import ctypes
 import json
-import os
 import signal
 import sys
 import time
@@ -45,16 +43,20 @@ from kafkalab.kafka.admin import quiet_logger
 from kafkalab.kafka.consumer_config import CommitMode, ConsumerConfig, FailurePolicy
 from kafkalab.kafka.readers import Failure, ReadFailure, read_order
 from kafkalab.kafka.schema_lookup import registry_lookup
+from kafkalab.kafka.service_process import (
+    ErrorLogger,
+    die_with_parent,
+    partition_numbers,
+    report,
+    short_text,
+    text_prefix,
+)
 from kafkalab.kafka.tail import UNREADABLE_HEADERS, record_headers
 
 STOP_DEADLINE_SECONDS = 10
-# A report is one line the lab runner reads with a bounded buffer: whatever a record holds,
-# no text field of a report grows past these.
-REPORT_TEXT_CHARS = 1000
 KEY_CHARS = 200
 ORDER_ID_CHARS = 64
 EVENT_TYPE_CHARS = 40
-PR_SET_PDEATHSIG = 1
 # The exit code of a crash on a poison record: the lab runner restarts the process for it.
 POISON_EXIT_CODE = 3
 # A crash first hands over what its other partitions held when it crashed: a restart that always
@@ -104,24 +106,12 @@ class ServiceSettings:
         }
 
 
-def report(event: str, **fields: object) -> None:
-    fields = {
-        name: _short(value, REPORT_TEXT_CHARS) if isinstance(value, str) else value for name, value in fields.items()
-    }
-    sys.stdout.write(json.dumps({"event": event, "at": time.time(), **fields}, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
-
-
-def _partitions(partitions) -> list[int]:
-    return sorted(tp.partition for tp in partitions)
-
-
 class NotificationService:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         self.config = settings.config
         self.stopping = False
-        self.consumer = Consumer(settings.consumer_config(), logger=_ErrorLogger())
+        self.consumer = Consumer(settings.consumer_config(), logger=ErrorLogger())
         self.lookup = registry_lookup(settings.registry_url)
         self.dead_letters = DeadLetterWriter(settings) if self.config.dead_letters else None
         self._reads: dict[tuple[int, int], int] = {}  # (partition, offset) → failed reads of it
@@ -156,7 +146,7 @@ class NotificationService:
 
     def _handle(self, message) -> None:
         where = {"partition": message.partition(), "offset": message.offset()}
-        report("received", **where, key=_text(message.key(), KEY_CHARS))
+        report("received", **where, key=text_prefix(message.key(), KEY_CHARS))
         config = self.config
         if config.auto_commits and config.enable_auto_offset_store:
             # What librdkafka's own offset store does: the offset is stored as the record is handed over.
@@ -167,7 +157,7 @@ class NotificationService:
         if delay:
             time.sleep(delay)
         headers = record_headers(message)  # once per message: see record_headers
-        event_type = _text(dict(headers).get("event-type"), EVENT_TYPE_CHARS)
+        event_type = text_prefix(dict(headers).get("event-type"), EVENT_TYPE_CHARS)
         try:
             order = read_order(config.reader, message.value(), self.lookup, event_type=event_type)
         except ReadFailure as failure:
@@ -179,7 +169,7 @@ class NotificationService:
         report(
             "emailed",
             **where,
-            order_id=_short(order_id, ORDER_ID_CHARS) if isinstance(order_id, str) else None,
+            order_id=short_text(order_id, ORDER_ID_CHARS) if isinstance(order_id, str) else None,
             event_type=event_type or None,
         )
         self._done(message)
@@ -349,15 +339,15 @@ class NotificationService:
     # The group ----------------------------------------------------------------------------------
 
     def _on_assign(self, consumer, partitions) -> None:
-        report("assigned", partitions=_partitions(partitions))
+        report("assigned", partitions=partition_numbers(partitions))
 
     def _on_revoke(self, consumer, partitions) -> None:
         self._release(partitions)
-        report("revoked", partitions=_partitions(partitions))
+        report("revoked", partitions=partition_numbers(partitions))
 
     def _on_lost(self, consumer, partitions) -> None:
         self._release(partitions)
-        report("lost", partitions=_partitions(partitions))
+        report("lost", partitions=partition_numbers(partitions))
 
     def _release(self, partitions) -> None:
         """Whoever gets these partitions next reads them afresh: forget their waits and pauses."""
@@ -433,40 +423,6 @@ class DeadLetterWriter:
         if error is not None:
             raise DeadLetterFailed(error.str())
         return written.partition(), written.offset()
-
-
-class _ErrorLogger:
-    """librdkafka's log lines, reported as errors when they are errors, else dropped."""
-
-    def log(self, level: int, msg: str, *args, **kwargs) -> None:
-        if level >= 40:
-            report("error", message=msg % args if args else msg)
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
-
-
-def _text(value: bytes | None, limit: int) -> str | None:
-    """At most `limit` characters of `value` as UTF-8, decoding no more bytes than that needs."""
-    return None if value is None else value[: limit * 4].decode("utf-8", errors="replace")[:limit]
-
-
-def _short(text: str, limit: int) -> str:
-    # JSON strings may hold lone surrogates ("\ud800"), which the lab runner could not store.
-    return text[:limit].encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace")[:limit]
-
-
-def die_with_parent(parent_pid: int | None) -> None:
-    """Ask Linux to SIGTERM us when the lab runner dies, so no consumer outlives the app."""
-    if parent_pid is None:
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: the runner reaps us on a clean stop
-        pass
-    if os.getppid() != parent_pid:  # the runner died before we asked
-        sys.exit(0)
 
 
 def main(argv: list[str]) -> int:

@@ -22,7 +22,8 @@ from tests.harness.server import Server
 
 @pytest.fixture(scope="session")
 def kafka_cluster() -> Iterator[LocalCluster]:
-    """The suite's 3-broker cluster, started once through the project's own cluster code.
+    """The suite's 3-broker cluster, started once through the project's own cluster code, from
+    empty storage unless another run is using it.
 
     Several pytest runs may share it (a developer's and an editor's, or xdist's workers): each
     registers its pid and start time, and the last one to finish stops the brokers.
@@ -33,6 +34,9 @@ def kafka_cluster() -> Iterator[LocalCluster]:
     mine = users / str(os.getpid())
     with _users_lock(users):
         mine.write_text(repr(psutil.Process().create_time()))
+        # A cluster nobody runs starts from empty storage, as on a fresh clone: the topics that
+        # earlier runs left behind would make every start slower (thousands of partitions to load).
+        cluster.wipe()
         cluster.up(settings.KAFKA_LOCAL_BROKERS)
     try:
         yield cluster

@@ -405,6 +405,14 @@ class LocalCluster:
         nodes = [node for node in self.nodes(count) if self._live_pid(node)]
         return self._stop_nodes(nodes, grace=grace)
 
+    def wipe(self) -> bool:
+        """Delete the cluster's storage (every topic and record), so that the next `up` formats
+        a fresh one. Only a stopped cluster is wiped: True when it was, False when a node runs."""
+        if self._running_nodes():
+            return False
+        shutil.rmtree(self.cluster_dir, ignore_errors=True)
+        return True
+
     def status(self) -> ClusterStatus:
         count = self.formatted_broker_count() or 0
         brokers = []

@@ -85,6 +85,8 @@ def test_one_node_up_status_idempotent_up_and_down(make_cluster):
     with pytest.raises(KafkaSetupError, match="kafka down"):
         cluster.up(3, timeout=UP_TIMEOUT)
     assert pids(cluster) == {1: broker.pid}
+    assert not cluster.wipe(), "a running cluster's storage is never wiped"
+    assert cluster.formatted_broker_count() == 1
 
     assert cluster.down() == [1]
     assert not psutil.pid_exists(broker.pid) or psutil.Process(broker.pid).status() == psutil.STATUS_ZOMBIE
@@ -96,6 +98,9 @@ def test_one_node_up_status_idempotent_up_and_down(make_cluster):
     assert not broker_listening("127.0.0.1", 61092)
 
     assert cluster.down() == []
+    assert cluster.wipe(), "a stopped cluster's storage is wiped"
+    assert not cluster.cluster_dir.exists()
+    assert cluster.formatted_broker_count() is None
 
 
 # --- three nodes ----------------------------------------------------------------------------

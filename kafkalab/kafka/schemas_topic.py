@@ -52,6 +52,9 @@ class SchemasLog:
                 logger=quiet_logger,
             )
             consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+            # An assigned partition is fetched without end, every fetch.wait.max.ms; between reads
+            # it stays paused, so an idle registry costs the brokers nothing.
+            consumer.pause([self._partition])
             self._consumer = consumer
         return self._consumer
 
@@ -83,23 +86,32 @@ class SchemasLog:
         with self._lock:
             consumer = self._open()
             end = max(self._log_end(consumer), at_least)
-            deadline = time.monotonic() + TIMEOUT
-            while self._position < end:
-                if time.monotonic() > deadline:
-                    raise KafkaUnavailable(f"Reading {self.topic} did not reach offset {end} in time")
-                # consume() waits until it has num_messages (or the timeout): ask for no more
-                # than are missing, so reading one new record takes a fetch, not half a second.
-                wanted = max(1, min(500, end - self._position))
-                for message in consumer.consume(num_messages=wanted, timeout=0.5):
-                    error = message.error()
-                    if error is None:
-                        apply(message.key(), message.value())
-                        self._position = message.offset() + 1
-                    elif error.code() == KafkaError._PARTITION_EOF:
-                        # Compaction leaves offset gaps: the end is where Kafka says it is.
-                        self._position = max(self._position, message.offset())
-                    elif error.code() not in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
-                        raise KafkaUnavailable(f"Reading {self.topic}: {error.str()}")
+            if self._position >= end:
+                return
+            consumer.resume([self._partition])
+            try:
+                self._read_until(consumer, end, apply)
+            finally:
+                consumer.pause([self._partition])
+
+    def _read_until(self, consumer: Consumer, end: int, apply: Apply) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while self._position < end:
+            if time.monotonic() > deadline:
+                raise KafkaUnavailable(f"Reading {self.topic} did not reach offset {end} in time")
+            # consume() waits until it has num_messages (or the timeout): ask for no more
+            # than are missing, so reading one new record takes a fetch, not half a second.
+            wanted = max(1, min(500, end - self._position))
+            for message in consumer.consume(num_messages=wanted, timeout=0.5):
+                error = message.error()
+                if error is None:
+                    apply(message.key(), message.value())
+                    self._position = message.offset() + 1
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    # Compaction leaves offset gaps: the end is where Kafka says it is.
+                    self._position = max(self._position, message.offset())
+                elif error.code() not in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
+                    raise KafkaUnavailable(f"Reading {self.topic}: {error.str()}")
 
     def _log_end(self, consumer: Consumer) -> int:
         """The partition's log end. Just after the topic was made, the consumer's metadata may not

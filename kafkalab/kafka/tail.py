@@ -92,7 +92,7 @@ class TopicTail:
         config: dict[str, object],
         isolation: str = "read_uncommitted",
         windows: dict[str, int] | None = None,
-        fetch_wait_ms: int = 100,
+        fetch_wait_ms: int = 250,
     ) -> None:
         """`window`: how many records before each log end to start at (`windows`: per topic,
         where it differs). `fetch_wait_ms`: how long the broker may hold a fetch while it has

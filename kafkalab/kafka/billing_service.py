@@ -272,13 +272,13 @@ class BillingService:
         """Kafka refused the transaction: abort it and read the batch again."""
         report(
             "error",
-            message=f"the transaction failed: {_errortext_prefix(error)}; aborting it and billing the batch again",
+            message=f"the transaction failed: {_error_text(error)}; aborting it and billing the batch again",
         )
         try:
             self.producer.abort_transaction(CALL_TIMEOUT_SECONDS)
         except KafkaException as exc:
             self._raise_if_fenced(exc)
-            report("error", message=f"abort failed: {_errortext_prefix(exc)}")
+            report("error", message=f"abort failed: {_error_text(exc)}")
         report("aborted")
         for partition, offset in first.items():
             # No longer assigned: its next owner reads it from the committed offset.
@@ -296,7 +296,7 @@ class BillingService:
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            report("error", message=f"commit failed: {_errortext_prefix(exc)}")
+            report("error", message=f"commit failed: {_error_text(exc)}")
             return
         report("committed", offsets=_offsets(offsets), invoices=invoices, transaction=False)
 
@@ -335,7 +335,7 @@ def _offsets(offsets) -> dict[str, int]:
     return {str(tp.partition): tp.offset for tp in offsets if tp.offset >= 0}
 
 
-def _errortext_prefix(exc: KafkaException) -> str:
+def _error_text(exc: KafkaException) -> str:
     error = exc.args[0] if exc.args else None
     return error.str() if isinstance(error, KafkaError) else str(exc)
 
@@ -354,7 +354,7 @@ def main(argv: list[str]) -> int:
     try:
         return service.run()
     except KafkaException as exc:
-        report("error", message=f"stopped on a Kafka error: {_errortext_prefix(exc)}", fatal=True)
+        report("error", message=f"stopped on a Kafka error: {_error_text(exc)}", fatal=True)
         return 1
 
 

@@ -32,6 +32,8 @@ class TailRecord:
 
 # Stands in for the headers of a record whose header names are not all UTF-8.
 UNREADABLE_HEADERS = ("<header names not UTF-8>", b"")
+# Seconds a metadata request may take: the observer's thread waits on it, and its page with it.
+METADATA_TIMEOUT = 3.0
 # Message.headers() through a C-level call: see record_headers.
 _headers_of = operator.methodcaller("headers")
 
@@ -126,21 +128,22 @@ class TopicTail:
 
     def refresh_partitions(self) -> list[TailPartition]:
         """Start reading partitions that appeared since the last call. Returns the new ones. A
-        topic that does not exist (yet) simply has none; one Kafka could not list is asked again
-        next time, and only when it could list none does this raise KafkaUnavailable."""
-        added, failures = [], []
+        topic that does not exist (yet) simply has none. When Kafka does not answer for a topic,
+        the rest wait for the next call (asking would only make the caller wait as long again for
+        each); when no partition was added before it, this raises KafkaUnavailable."""
+        added: list[TailPartition] = []
         for topic in self.topics:
             try:
                 added += self._refresh(topic)
-            except KafkaUnavailable as exc:
-                failures.append(exc)
-        if failures and len(failures) == len(self.topics):
-            raise failures[0]
+            except KafkaUnavailable:
+                if not added:
+                    raise
+                break
         return added
 
     def _refresh(self, topic: str) -> list[TailPartition]:
         try:
-            metadata = self._consumer.list_topics(topic=topic, timeout=5)
+            metadata = self._consumer.list_topics(topic=topic, timeout=METADATA_TIMEOUT)
         except KafkaException as exc:
             raise KafkaUnavailable(f"Kafka did not list the partitions of {topic}: {exc}") from exc
         found = metadata.topics.get(topic)

@@ -247,7 +247,13 @@ class BillingService:
             except KafkaException as exc:
                 self._raise_if_fenced(exc)
                 raise
-        self.producer.poll(0)
+        try:
+            # Serves delivery reports; raises the producer's fatal error, if it had one meanwhile
+            # (fenced by a twin while this batch was being billed).
+            self.producer.poll(0)
+        except KafkaException as exc:
+            self._raise_if_fenced(exc)
+            raise
 
     def _commit_transaction(
         self, done: dict[int, int], first: dict[int, int], invoices: int, *, complete: bool
@@ -309,7 +315,16 @@ class BillingService:
 
     def _raise_if_fenced(self, exc: KafkaException) -> None:
         error = exc.args[0] if exc.args else None
-        if isinstance(error, KafkaError) and (error.code() in FENCED_CODES or error.fatal()):
+        if not isinstance(error, KafkaError):
+            return
+        if error.code() == KafkaError._FATAL:
+            # Refused because the producer had already failed for good ("Local: Fatal error"):
+            # poll() raises the fatal error itself, which says why (fenced, mostly).
+            try:
+                self.producer.poll(0)
+            except KafkaException as fatal:
+                error = fatal.args[0] if fatal.args and isinstance(fatal.args[0], KafkaError) else error
+        if error.code() in FENCED_CODES or error.fatal() or error.code() == KafkaError._FATAL:
             raise Fenced(
                 f"another instance took the transactional.id {self.settings.transactional_id}: "
                 f"this one can no longer write ({error.str()})"

@@ -8,6 +8,8 @@ page's own request; nothing here renders a token.)
 A lab draws several topics as lanes, each a "view": the orders topic (the model's `lanes`) and its
 other topics (the model's `views`: the dead-letter and invoices topics). Each view's lanes sit in an element
 carrying `data-topic`; their element ids start with the view's prefix (none for the orders lanes).
+The lanes of a view whose model carries transaction marks (`txn`, `markers`: the orders and the
+invoices, not the dead letters) show them alike.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from kafkalab.labs.access import Role
-from kafkalab.labs.templatetags.lab_format import control_marker_insert_html, event_box_html
+from kafkalab.labs.templatetags.lab_format import control_marker_insert_html, dom_prefix, event_box_html
 from kafkalab.runner.protocol import ORDERS_VIEW
 
 ANIMATED_BOXES = 3  # per lane and push
@@ -61,11 +63,6 @@ def _context(viewer: Viewer, **data: object) -> dict:
     return {"viewer": viewer, "lab_id": viewer.lab_id, "oob": True, **data}
 
 
-def dom_prefix(view: str) -> str:
-    """How the element ids of a view's lanes start: the orders lanes keep plain `lane-<p>-…`."""
-    return "" if view == ORDERS_VIEW else f"{view}-"
-
-
 def topic_views(model: dict) -> list[dict]:
     """Every topic the lab draws as lanes, in page order: the orders topic, then the others."""
     orders = {"view": ORDERS_VIEW, "topic": model["lab"]["topic"], "lanes": model["lanes"]}
@@ -78,7 +75,7 @@ def poison_marks(poison: list[dict]) -> dict[tuple[int, int], dict]:
 
 
 def txn_marks(lane: dict) -> dict[int, str]:
-    """An orders lane's records of an open or aborted transaction: offset → "open" or "aborted"."""
+    """A lane's records of an open or aborted transaction: offset → "open" or "aborted"."""
     txn = lane.get("txn") or {}
     return {**dict.fromkeys(txn.get("open", ()), "open"), **dict.fromkeys(txn.get("aborted", ()), "aborted")}
 
@@ -102,13 +99,13 @@ class ViewerPage:
         self.viewer = viewer
         self.window = settings.LAB_LANE_WINDOW
         self.newest: dict[str, dict[int, int]] = {}  # view → partition → newest offset shown
-        # The records each orders lane shows (lanes.js keeps the newest `window`), to mark a box
-        # that turns out to be poison after it was drawn.
-        self.drawn: dict[int, deque[dict]] = {}
+        # The records each lane shows, by (view, partition) (lanes.js keeps the newest `window`),
+        # to redraw a box that turns out to be poison or aborted after it was drawn.
+        self.drawn: dict[tuple[str, int], deque[dict]] = {}
         self.poison: dict[tuple[int, int], dict] = {}  # the orders records marked poison
-        # Per orders partition: the transaction marks the page shows, and its markers' offsets.
-        self.txn: dict[int, dict[int, str]] = {}
-        self.markers: dict[int, set[int]] = {}
+        # Per (view, partition): the transaction marks the page shows, and its markers' offsets.
+        self.txn: dict[tuple[str, int], dict[int, str]] = {}
+        self.markers: dict[tuple[str, int], set[int]] = {}
         self.shown: dict[str, object] = {}  # part → the data it was last rendered from
 
     def model(self, model: dict) -> str:
@@ -117,9 +114,10 @@ class ViewerPage:
         self.shown = {}
         self.poison = poison_marks(model.get("poison", []))
         self.newest = {view["view"]: newest_offsets(view["lanes"]) for view in views}
-        self.drawn = {lane["partition"]: deque(lane.get("records", []), maxlen=self.window) for lane in model["lanes"]}
-        self.txn = {lane["partition"]: txn_marks(lane) for lane in model["lanes"]}
-        self.markers = {lane["partition"]: {m["offset"] for m in lane.get("markers", [])} for lane in model["lanes"]}
+        lanes = [(view["view"], lane) for view in views for lane in view["lanes"]]
+        self.drawn = {(v, lane["partition"]): deque(lane.get("records", []), maxlen=self.window) for v, lane in lanes}
+        self.txn = {(v, lane["partition"]): txn_marks(lane) for v, lane in lanes}
+        self.markers = {(v, lane["partition"]): {m["offset"] for m in lane.get("markers", [])} for v, lane in lanes}
         html = "".join(self._view_html(view) for view in views)
         # The lanes just drawn carry their offsets, charts and marks: remember them as shown.
         for view in views:
@@ -128,20 +126,22 @@ class ViewerPage:
         return html + self.panels(model)
 
     def _view_html(self, view: dict) -> str:
+        lanes = [
+            {
+                **lane,
+                "records": with_markers(
+                    self._marked(view["view"], lane.get("records", [])), lane.get("markers", []), lane["partition"]
+                ),
+            }
+            for lane in view["lanes"]
+        ]
         if view["view"] == ORDERS_VIEW:
-            lanes = [
-                {
-                    **lane,
-                    "records": with_markers(
-                        self._marked(lane.get("records", [])), lane.get("markers", []), lane["partition"]
-                    ),
-                }
-                for lane in view["lanes"]
-            ]
             context = _context(self.viewer, lanes=lanes, topic=view["topic"], lane_window=self.window)
             return render_to_string("labs/panels/lanes.html", context)
         prefix = dom_prefix(view["view"])
-        context = _context(self.viewer, view=view, topic=view["topic"], prefix=prefix, lane_window=self.window)
+        context = _context(
+            self.viewer, view={**view, "lanes": lanes}, topic=view["topic"], prefix=prefix, lane_window=self.window
+        )
         return render_to_string("labs/panels/topic_lanes.html", context)
 
     def records(self, *, appends: list[dict], lanes: list[dict]) -> str:
@@ -152,9 +152,8 @@ class ViewerPage:
         for view, view_appends in _by_view(appends).items():
             for append in unseen(view_appends, self.newest.setdefault(view, {})):
                 records = append["records"]
-                if view == ORDERS_VIEW:
-                    self.drawn.setdefault(append["partition"], deque(maxlen=self.window)).extend(records)
-                    records = self._marked(records)
+                self.drawn.setdefault((view, append["partition"]), deque(maxlen=self.window)).extend(records)
+                records = self._marked(view, records)
                 # A few boxes land with a short animation; more than that at once simply appear.
                 quiet = len(records) > ANIMATED_BOXES
                 fresh.append({**append, "view": view, "prefix": dom_prefix(view), "records": records, "quiet": quiet})
@@ -175,8 +174,8 @@ class ViewerPage:
         }
         lanes = [*panels["lanes"], *(lane for view in panels.get("views", []) for lane in view["lanes"])]
         html = [self._lane_metas_html(self._changed_lanes(lanes))]
-        html += self._newly_txn_marked(panels["lanes"])
-        html.append(self._new_markers(panels["lanes"]))
+        html += self._newly_txn_marked(lanes)
+        html.append(self._new_markers(lanes))
         html += [
             render_to_string("labs/panels/lag_chart.html", _context(self.viewer, lane=lane))
             for lane in self._changed_charts(panels["lanes"])
@@ -206,16 +205,17 @@ class ViewerPage:
         context = _context(self.viewer, view=view, prefix=dom_prefix(view["view"]))
         return render_to_string("labs/panels/view_count.html", context)
 
-    def _marked(self, records: list[dict]) -> list[dict]:
-        """The records, those known to be poison or in an open or aborted transaction carrying
-        their marks (copied: the model is shared)."""
+    def _marked(self, view: str, records: list[dict]) -> list[dict]:
+        """The records of a lane of `view`, those known to be poison (orders only) or in an open or
+        aborted transaction carrying their marks (copied: the model is shared)."""
         if not self.poison and not any(self.txn.values()):
             return records
-        return [self._mark(record) for record in records]
+        return [self._mark(view, record) for record in records]
 
-    def _mark(self, record: dict) -> dict:
+    def _mark(self, view: str, record: dict) -> dict:
         where = (record["partition"], record["offset"])
-        poison, txn = self.poison.get(where), self.txn.get(record["partition"], {}).get(record["offset"])
+        poison = self.poison.get(where) if view == ORDERS_VIEW else None
+        txn = self.txn.get((view, record["partition"]), {}).get(record["offset"])
         if poison is None and txn is None:
             return record
         marks = {"poison": poison} if poison is not None else {}
@@ -226,17 +226,19 @@ class ViewerPage:
         committed, which has none): each is redrawn in place."""
         boxes = []
         for lane in lanes:
-            if lane.get("view", ORDERS_VIEW) != ORDERS_VIEW or "txn" not in lane:
+            if "txn" not in lane:  # a view without transaction marks (the dead letters)
                 continue
-            partition, marks = lane["partition"], txn_marks(lane)
-            before = self.txn.get(partition, {})
+            view = lane.get("view", ORDERS_VIEW)
+            where, marks = (view, lane["partition"]), txn_marks(lane)
+            before = self.txn.get(where, {})
             if marks == before:
                 continue
-            self.txn[partition] = marks
+            self.txn[where] = marks
             changed = {offset for offset in {*marks, *before} if marks.get(offset) != before.get(offset)}
-            for record in self.drawn.get(partition, ()):
+            for record in self.drawn.get(where, ()):
                 if record["offset"] in changed:
-                    boxes.append(event_box_html(self.viewer, self._mark(record), quiet=True, replace=True))
+                    box = event_box_html(self.viewer, self._mark(view, record), quiet=True, view=view, replace=True)
+                    boxes.append(box)
         return boxes
 
     def _new_markers(self, lanes: list[dict]) -> str:
@@ -244,18 +246,18 @@ class ViewerPage:
         past its offset, or at the lane's end."""
         html = []
         for lane in lanes:
-            if lane.get("view", ORDERS_VIEW) != ORDERS_VIEW or not lane.get("markers"):
+            if not lane.get("markers"):
                 continue
-            partition = lane["partition"]
-            drawn = self.drawn.get(partition, ())
+            view, partition = lane.get("view", ORDERS_VIEW), lane["partition"]
+            drawn = self.drawn.get((view, partition), ())
             oldest = drawn[0]["offset"] if drawn else -1
-            shown = self.markers.setdefault(partition, set())
+            shown = self.markers.setdefault((view, partition), set())
             for marker in lane["markers"]:
                 if marker["offset"] in shown or marker["offset"] < oldest:
                     continue
                 shown.add(marker["offset"])
                 after = next((r["offset"] for r in drawn if r["offset"] > marker["offset"]), None)
-                html.append(control_marker_insert_html({**marker, "partition": partition}, before=after))
+                html.append(control_marker_insert_html({**marker, "partition": partition}, before=after, view=view))
             shown.difference_update({offset for offset in shown if offset < oldest})
         return "".join(html)
 
@@ -268,9 +270,9 @@ class ViewerPage:
         self.poison = marks
         boxes = []
         for partition, offset in changed:
-            record = next((r for r in self.drawn.get(partition, ()) if r["offset"] == offset), None)
+            record = next((r for r in self.drawn.get((ORDERS_VIEW, partition), ()) if r["offset"] == offset), None)
             if record is not None:
-                boxes.append(event_box_html(self.viewer, self._mark(record), quiet=True, replace=True))
+                boxes.append(event_box_html(self.viewer, self._mark(ORDERS_VIEW, record), quiet=True, replace=True))
         return boxes
 
     def _changed_lanes(self, lanes: list[dict]) -> list[dict]:

@@ -1,11 +1,12 @@
 """The lab observer: sees the lab from outside and keeps its live model.
 
 One thread per watched lab:
-- reads every partition of the orders topic and of its dead-letter topic with one TopicTail (no
-  group, read_uncommitted), keeping a bounded window of recent records per lane; a dead letter's
-  headers mark the orders record it points at as poison;
-- reads the orders topic a second time, read_committed: what that reader skips marks records
-  aborted, open or control markers (kafkalab.runner.txn_marks);
+- reads every partition of the orders topic, its dead-letter topic and the invoices topic with one
+  TopicTail (no group, read_uncommitted), keeping a bounded window of recent records per lane; a
+  dead letter's headers mark the orders record it points at as poison;
+- reads the orders and invoices topics a second time, read_committed: what that reader skips
+  marks records aborted, open or control markers (kafkalab.runner.txn_marks), and the invoices it
+  gets are counted;
 - takes the group probe's latest snapshot (partitions with leader, ISR and offsets; the group;
   its committed offsets);
 - combines that with the consumer processes' own reports (LabLive) into the model
@@ -126,12 +127,15 @@ class LaneState:
         if len(self.starts) == 2:
             self.txn.begin(max(self.starts.values()))
 
+    def last_stable(self) -> int | None:
+        # Only the orders topic's partitions have a probed LSO; the others have the reader's alone.
+        return self.txn.last_stable(self.state.get("last_stable") if self.state else None)
+
     def txn_data(self) -> dict:
         """The lane's last stable offset and its transaction marks, from the oldest record it shows."""
         oldest = self.records[0]["offset"] if self.records else self.seen_end or 0
-        probed = self.state.get("last_stable") if self.state else None
         return {
-            "last_stable": self.txn.last_stable(probed),
+            "last_stable": self.last_stable(),
             "txn": {
                 "open": [r["offset"] for r in self.records if self.txn.txn_of(r["offset"]) == OPEN],
                 "aborted": self.txn.aborted_since(oldest),
@@ -139,20 +143,34 @@ class LaneState:
             "markers": [{"offset": m.offset, "control": m.control} for m in self.txn.markers_since(oldest)],
         }
 
+    def txn_partition_data(self) -> dict:
+        """The partition's last stable offset and every aborted offset and marker remembered, as
+        state.json lists a partition."""
+        return {
+            "last_stable": self.last_stable(),
+            "aborted": list(self.txn.aborted),
+            "markers": [{"offset": o, "control": c} for o, c in self.txn.markers.items()],
+        }
+
     @property
     def log_end(self) -> int | None:
-        # Between probe snapshots, the newest offset read bounds the log end from below.
+        # Between probe snapshots, the newest offset read bounds the log end from below; so does
+        # where the read_uncommitted tail has read to, past a COMMIT or ABORT marker at the end.
         probed = self.state.get("log_end") if self.state else None
-        known = [end for end in (probed, self.seen_end) if end is not None]
+        read_to = self.txn.uncommitted_end if self.txn.start is not None else None
+        known = [end for end in (probed, self.seen_end, read_to) if end is not None]
         return max(known) if known else None
 
 
 class TopicView:
     """One topic the page draws as lanes: the orders topic, or another of the lab's topics (the
-    dead-letter topic; later the invoices), each partition a LaneState."""
+    dead-letter and invoices topics), each partition a LaneState. `marks_transactions`: the
+    read_committed tail reads it too, so its lanes carry transaction marks (not the dead-letter
+    topic: a reader that never reads it would make every dead letter look open)."""
 
-    def __init__(self, *, view: str, topic: str, window: int) -> None:
+    def __init__(self, *, view: str, topic: str, window: int, marks_transactions: bool = False) -> None:
         self.view, self.topic, self.window = view, topic, window
+        self.marks_transactions = marks_transactions
         self.lanes: dict[int, LaneState] = {}
 
     def lane(self, partition: int) -> LaneState:
@@ -166,6 +184,8 @@ class TopicView:
         lanes = []
         for partition, lane in sorted(self.lanes.items()):
             data = model.log_lane_data(view=self.view, partition=partition, state=lane.state, log_end=lane.log_end)
+            if self.marks_transactions:
+                data.update(lane.txn_data())
             if with_records:
                 data["records"] = list(lane.records)
             lanes.append(data)
@@ -174,7 +194,12 @@ class TopicView:
     def topic_data(self) -> dict:
         """The topic and its partitions, as state.json lists topics."""
         partitions = [
-            {**(lane.state or {"partition": p}), "log_end": lane.log_end} for p, lane in sorted(self.lanes.items())
+            {
+                **(lane.state or {"partition": p}),
+                "log_end": lane.log_end,
+                **(lane.txn_partition_data() if self.marks_transactions else {}),
+            }
+            for p, lane in sorted(self.lanes.items())
         ]
         lanes = self.lane_data(with_records=False)
         return {"name": self.topic, "role": self.view, "partitions": partitions, "records": model.records_held(lanes)}
@@ -208,16 +233,18 @@ class LabObserver:
         self._loop = loop
         self._layer = layer
         self._lock = threading.Lock()
-        self._orders = TopicView(view=ORDERS_VIEW, topic=topic, window=self.window)
+        self._orders = TopicView(view=ORDERS_VIEW, topic=topic, window=self.window, marks_transactions=True)
         self._lanes = self._orders.lanes
         # The lab's other topics, drawn below the orders lanes, in this order.
         self._others = [
             TopicView(view=DLQ_VIEW, topic=self.dlq_topic, window=self.window),
-            TopicView(view=INVOICES_VIEW, topic=self.invoices_topic, window=self.window),
+            TopicView(view=INVOICES_VIEW, topic=self.invoices_topic, window=self.window, marks_transactions=True),
         ]
         # Invoices per orderId as a read_committed reader gets them (its own tail: see _run).
         self._invoices = facts.InvoiceCount()
         self._views = {view.topic: view for view in (self._orders, *self._others)}
+        # The topics the read_committed tail reads too, their transaction marks judged.
+        self._judged = [view for view in self._views.values() if view.marks_transactions]
         # Orders records a dead letter points at ((partition, offset) → dead_letter_data), oldest first.
         self._dead_lettered: dict[tuple[int, int], dict] = {}
         # Recent records no consumer has emailed yet (partition → offset → key): the candidates for
@@ -268,9 +295,7 @@ class LabObserver:
                 {
                     **(lane.state or {"partition": p}),
                     "log_end": lane.log_end,
-                    "last_stable": lane.txn.last_stable(lane.state.get("last_stable") if lane.state else None),
-                    "aborted": list(lane.txn.aborted),
-                    "markers": [{"offset": o, "control": c} for o, c in lane.txn.markers.items()],
+                    **lane.txn_partition_data(),
                     "blocked_at": blocked.get(p),
                 }
                 for p, lane in sorted(self._lanes.items())
@@ -360,10 +385,10 @@ class LabObserver:
         started = time.monotonic()
         try:
             tail = TopicTail(list(self._views), window=ANALYSIS_WINDOW, config=client_config())
-            # One read_committed reader for the orders (transaction marks) and the invoices (duplicates
-            # are counted over the newest invoices Kafka holds committed).
+            # One read_committed reader for the orders and the invoices (transaction marks; and
+            # duplicates are counted over the newest invoices Kafka holds committed).
             committed = TopicTail(
-                [self.topic, self.invoices_topic],
+                [view.topic for view in self._judged],
                 window=ANALYSIS_WINDOW,
                 windows={self.invoices_topic: facts.INVOICED_ORDERS_REMEMBERED},
                 config=client_config(),
@@ -457,30 +482,32 @@ class LabObserver:
         return shown
 
     def _judge_transactions(self) -> bool:
-        """Read what the read_committed tail got, and judge the offsets both tails have passed.
-        True when a lane's marks changed."""
+        """Read what the read_committed tail got, and judge the offsets both tails have passed, in
+        every topic both read. True when a lane's marks changed."""
         tail, committed = self._tails
         delivered = committed.poll(max_records=BATCH, timeout=0)
-        uncommitted_at, committed_at = tail.positions(self.topic), committed.positions(self.topic)
+        positions = {view.topic: (tail.positions(view.topic), committed.positions(view.topic)) for view in self._judged}
         changed = False
         with self._lock:
             for record in delivered:
-                if record.topic == self.topic:
-                    self._lane(record.partition).txn.saw_committed(record.offset)
-                else:
+                self._views[record.topic].lane(record.partition).txn.saw_committed(record.offset)
+                if record.topic == self.invoices_topic:
                     self._invoices.add(decode_key(record.key))  # invoices are keyed by orderId
                     changed = True
-            for partition, lane in self._lanes.items():
-                before = (len(lane.txn.aborted), len(lane.txn.markers), lane.txn.committed_end)
-                # A reader that has got nothing yet is where it started.
-                position = committed_at.get(partition, lane.starts.get(COMMITTED))
-                lane.txn.positions(
-                    uncommitted=uncommitted_at.get(partition, lane.starts.get(UNCOMMITTED)),
-                    committed=position,
-                    committed_at_end=position is not None and committed.at_end(self.topic, partition, position),
-                )
-                lane.txn.judge()
-                changed = changed or before != (len(lane.txn.aborted), len(lane.txn.markers), lane.txn.committed_end)
+            for view in self._judged:
+                uncommitted_at, committed_at = positions[view.topic]
+                for partition, lane in view.lanes.items():
+                    before = (len(lane.txn.aborted), len(lane.txn.markers), lane.txn.committed_end)
+                    # A reader that has got nothing yet is where it started.
+                    position = committed_at.get(partition, lane.starts.get(COMMITTED))
+                    lane.txn.positions(
+                        uncommitted=uncommitted_at.get(partition, lane.starts.get(UNCOMMITTED)),
+                        committed=position,
+                        committed_at_end=position is not None and committed.at_end(view.topic, partition, position),
+                    )
+                    lane.txn.judge()
+                    after = (len(lane.txn.aborted), len(lane.txn.markers), lane.txn.committed_end)
+                    changed = changed or before != after
         return changed
 
     def _count(self, record: TailRecord) -> None:
@@ -538,6 +565,8 @@ class LabObserver:
                 lane.add(data)
             else:
                 lane.seen_end = max(lane.seen_end or 0, record.offset + 1)
+            if view.marks_transactions:
+                lane.txn.saw(record.offset)
         return data if shown else None
 
     def _note_dead_letter(self, letter: dict) -> None:
@@ -573,14 +602,14 @@ class LabObserver:
                 added_committed = self._tails[1].refresh_partitions()
         with self._lock:
             for found in added:
-                lane = self._views[found.topic].lane(found.partition)
+                view = self._views[found.topic]
+                lane = view.lane(found.partition)
                 if found.topic != self.topic:  # the probe watches the orders topic only
                     lane.state = model.tail_partition_data(found)
-                else:
+                if view.marks_transactions:
                     lane.started(UNCOMMITTED, found.start)
-            for found in added_committed:
-                if found.topic == self.topic:
-                    self._lane(found.partition).started(COMMITTED, found.start)
+            for found in added_committed:  # the read_committed tail reads judged topics only
+                self._views[found.topic].lane(found.partition).started(COMMITTED, found.start)
             if snapshot is not None:
                 self._apply_snapshot(snapshot)
         if snapshot is not None or time.monotonic() - started > READY_TIMEOUT:

@@ -1,8 +1,9 @@
 """What transactions did to a partition, judged from what two readers of it got from Kafka.
 
-The observer reads each orders partition twice: `read_uncommitted` (every record in the log) and
-`read_committed` (what a consumer reading committed data gets). Kafka alone decides what the
-second one returns, so comparing them says, for any producer, the lab's or a foreign one:
+The observer reads each partition of the orders and invoices topics twice: `read_uncommitted`
+(every record in the log) and `read_committed` (what a consumer reading committed data gets).
+Kafka alone decides what the second one returns, so comparing them says, for any producer, the
+lab's or a foreign one:
 - a record the first got and the second skipped, below where the second has read to, was
   aborted;
 - an offset neither got is a control record (a transaction's COMMIT or ABORT marker): it takes
@@ -110,8 +111,12 @@ class PartitionTxnMarks:
 
     def last_stable(self, probed: int | None) -> int | None:
         """The last stable offset: what Kafka's list_offsets said (`probed`, up to a moment old),
-        or further where the read_committed reader has since read."""
+        or further where the read_committed reader has since read. With nothing probed (a topic
+        the probe does not watch), the reader's position is the LSO only while it has read all
+        Kafka would give it; before that it is only a floor, and the LSO is not known (None)."""
         read_to = self.committed_end if self.start is not None else None
+        if probed is None and self.caught_up_at != self.committed_end:
+            read_to = None
         known = [offset for offset in (probed, read_to) if offset is not None]
         return max(known) if known else None
 

@@ -12,6 +12,11 @@ from kafkalab.runner.protocol import ORDERS_VIEW
 register = template.Library()
 
 
+def dom_prefix(view: str) -> str:
+    """How the element ids of a view's lanes start: the orders lanes keep plain `lane-<p>-…`."""
+    return "" if view == ORDERS_VIEW else f"{view}-"
+
+
 @register.filter
 def ms_to_utc(value: int | None) -> str:
     """A Kafka timestamp (ms since the epoch) as UTC with milliseconds."""
@@ -109,7 +114,7 @@ def event_box(context: template.Context, record: dict, *, quiet: bool = False, v
 
 def event_box_html(viewer, record: dict, *, quiet: bool = False, view: str = ORDERS_VIEW, replace: bool = False) -> str:
     """event_box for `viewer`. With `replace`, the box redraws the one with its offset in its
-    orders lane (an out-of-band swap), rather than being appended."""
+    lane of `view` (an out-of-band swap), rather than being appended."""
     if "control" in record:
         return control_marker_html(record, quiet=quiet)
     key = record.get("key")
@@ -134,21 +139,21 @@ def event_box_html(viewer, record: dict, *, quiet: bool = False, view: str = ORD
         txn_attr=mark_safe(f' data-txn="{txn}"') if txn in _TXN_BADGES else "",
         txn_said=_TXN_SAID.get(txn, ""),
         txn_badge=mark_safe(_TXN_BADGES.get(txn, "")),
-        swap=_box_swap(record, "outerHTML") if replace else "",
+        swap=_box_swap(record, "outerHTML", view=view) if replace else "",
     )
     if poison := record.get("poison"):
         return format_html(_POISON_BOX, **fields, reason=poison["reason"], title=poison_title(poison))
     return format_html(_EVENT_BOX, **fields)
 
 
-def _box_swap(record: dict, how: str, *, offset: int | None = None) -> str:
-    """An out-of-band swap at the box of (the record's partition, `offset`) in its orders lane."""
-    at = record["offset"] if offset is None else offset
-    return mark_safe(f" hx-swap-oob=\"{how}:#lane-{record['partition']}-events [data-offset='{at}']\"")
+def _box_swap(record: dict, how: str, *, view: str = ORDERS_VIEW) -> str:
+    """An out-of-band swap at the box of the record's partition and offset in its lane of `view`."""
+    lane = f"#{dom_prefix(view)}lane-{record['partition']}-events"
+    return mark_safe(f" hx-swap-oob=\"{how}:{lane} [data-offset='{record['offset']}']\"")
 
 
 def control_marker_html(marker: dict, *, quiet: bool = False) -> str:
-    """A COMMIT or ABORT marker, drawn in its orders lane among the boxes."""
+    """A COMMIT or ABORT marker, drawn in its lane among the boxes."""
     control = marker["control"]
     return format_html(
         _CONTROL_MARKER,
@@ -161,14 +166,12 @@ def control_marker_html(marker: dict, *, quiet: bool = False) -> str:
     )
 
 
-def control_marker_insert_html(marker: dict, *, before: int | None) -> str:
-    """A marker found after its lane was drawn: put `before` the box of that offset, or (None) at
-    the lane's end. (htmx drops the wrapper of a swap other than outerHTML and inserts its content.)"""
-    where = (
-        f"beforebegin:#lane-{marker['partition']}-events [data-offset='{before}']"
-        if before is not None
-        else f"beforeend:#lane-{marker['partition']}-events"
-    )
+def control_marker_insert_html(marker: dict, *, before: int | None, view: str = ORDERS_VIEW) -> str:
+    """A marker found after its lane (of `view`) was drawn: put `before` the box of that offset, or
+    (None) at the lane's end. (htmx drops the wrapper of a swap other than outerHTML and inserts its
+    content.)"""
+    lane = f"#{dom_prefix(view)}lane-{marker['partition']}-events"
+    where = f"beforebegin:{lane} [data-offset='{before}']" if before is not None else f"beforeend:{lane}"
     return format_html('<div hx-swap-oob="{}">{}</div>', where, control_marker_html(marker, quiet=True))
 
 

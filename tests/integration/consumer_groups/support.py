@@ -27,7 +27,8 @@ from datetime import datetime
 from typing import TypeVar
 
 import psutil
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from kafkalab.kafka.consumer_config import ConsumerConfig
 from kafkalab.kafka.group_watch import GroupSnapshot, ProbeHub
@@ -452,3 +453,17 @@ def end_processes(processes: list[ServiceProcess]) -> None:
     for process in processes:
         with contextlib.suppress(psutil.NoSuchProcess):
             psutil.Process(process.pid).kill()
+
+
+def listed_offsets(admin: AdminClient, topic: str, spec: OffsetSpec, level: IsolationLevel) -> dict[int, int]:
+    """Per partition of `topic`, the offset Kafka lists for `spec` at `level`."""
+    partitions = [TopicPartition(topic, p) for p in admin.list_topics(topic, timeout=10).topics[topic].partitions]
+    found = admin.list_offsets(dict.fromkeys(partitions, spec), isolation_level=level)
+    return {tp.partition: future.result(timeout=30).offset for tp, future in found.items()}
+
+
+def open_transaction_in(admin: AdminClient, topic: str) -> bool:
+    """Kafka holds records of a transaction not decided yet: a partition's LSO is behind its log end."""
+    ends = listed_offsets(admin, topic, OffsetSpec.latest(), IsolationLevel.READ_UNCOMMITTED)
+    last_stable = listed_offsets(admin, topic, OffsetSpec.latest(), IsolationLevel.READ_COMMITTED)
+    return any(last_stable[p] < end for p, end in ends.items())

@@ -14,17 +14,25 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from html.parser import HTMLParser
 
 import psutil
 import pytest
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from kafkalab.kafka.billing_config import BillingConfig, BillingMode
 from kafkalab.kafka.billing_service import FENCED_EXIT_CODE
 from kafkalab.kafka.local_cluster import LocalCluster
 from tests.harness.server import SERVER_PIDS
-from tests.integration.consumer_groups.support import Lab, LabSocket, wait_for
+from tests.integration.consumer_groups.support import (
+    Lab,
+    LabSocket,
+    Server,
+    listed_offsets,
+    open_transaction_in,
+    wait_for,
+)
 
 ORDERS = 30
 PARTITIONS = 4
@@ -199,8 +207,11 @@ def test_at_least_once_duplicates_after_a_kill_mid_batch(pipeline: Pipeline) -> 
     assert sum(1 for n in counts.values() if n > 1) >= 4  # the killed batch's invoices, written twice
 
 
-def test_a_twin_fences_the_older_instance(pipeline: Pipeline) -> None:
-    config = BillingConfig(mode=BillingMode.EXACTLY_ONCE, processing_delay_ms=0, batch_size=10)
+# With a delay, the twin's fencing reaches the older instance while it produces a batch's invoices
+# (librdkafka then refuses its produce calls with "Local: Fatal error"); without, at its commit.
+@pytest.mark.parametrize("delay_ms", [0, 200], ids=["fenced-at-commit", "fenced-mid-batch"])
+def test_a_twin_fences_the_older_instance(pipeline: Pipeline, delay_ms: int) -> None:
+    config = BillingConfig(mode=BillingMode.EXACTLY_ONCE, processing_delay_ms=delay_ms, batch_size=10)
     older = pipeline.start("b1", config)
     wait_for(lambda: older.events("assigned"), "the older instance joined")
     pipeline.write_orders(8)
@@ -287,6 +298,147 @@ class BillingPage:
         return self.socket.wait(lambda _: probe(self), what)
 
 
+class InvoicesLanes(HTMLParser):
+    """The invoices topic's lanes as the pushes draw them: what is inside the element carrying its
+    `data-topic`, or in a push aimed at one of its lanes (`invoices-lane-<p>-…`)."""
+
+    VOID = {"br", "hr", "img", "input", "link", "meta", "source", "wbr"}
+
+    def __init__(self, topic: str) -> None:
+        super().__init__()
+        self.topic = topic
+        self.boxes: dict[tuple[int, int], str | None] = {}  # (partition, offset) → data-txn
+        self.markers: dict[tuple[int, int], str] = {}  # (partition, offset) → commit/abort
+        self.ends: dict[int, tuple[str, str]] = {}  # partition → (data-log-end, data-lso)
+        self.first: tuple[dict, dict] | None = None  # (boxes, markers) as the first whole lanes had them
+        self._inside: list[bool] = []  # per open element: in the invoices lanes
+
+    def apply(self, fragment: str) -> None:
+        whole = f'data-topic="{self.topic}"' in fragment
+        if whole:
+            self.boxes, self.markers = {}, {}
+        self.reset()
+        self._inside = []
+        self.feed(fragment)
+        self.close()
+        if whole and self.first is None:
+            self.first = (dict(self.boxes), dict(self.markers))
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {name: value or "" for name, value in attrs}
+        inside = (
+            (bool(self._inside) and self._inside[-1])
+            or found.get("data-topic") == self.topic
+            or found.get("id", "").startswith("invoices-lane-")
+            or "#invoices-lane-" in found.get("hx-swap-oob", "")
+        )
+        if inside and "data-offset" in found and "data-partition" in found:
+            where = (int(found["data-partition"]), int(found["data-offset"]))
+            if "data-control" in found:
+                self.markers[where] = found["data-control"]
+            elif tag == "a":
+                self.boxes[where] = found.get("data-txn")
+        if (meta := re.fullmatch(r"invoices-lane-(\d+)-meta", found.get("id", ""))) is not None:
+            self.ends[int(meta.group(1))] = (found.get("data-log-end", ""), found.get("data-lso", ""))
+        if tag not in self.VOID:
+            self._inside.append(inside)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in self.VOID and self._inside:
+            self._inside.pop()
+
+
+class InvoicesSocket(LabSocket):
+    """The lab's websocket, its pushes also drawn into InvoicesLanes from the very first one."""
+
+    def __init__(self, server_url: str, lab: Lab) -> None:
+        self.invoices = InvoicesLanes(f"lab-{lab.lab_id}.invoices")
+        super().__init__(server_url, lab)
+
+    @property
+    def page(self):
+        return self._page
+
+    @page.setter
+    def page(self, state) -> None:  # LabSocket sets it before its reader starts: no push is missed
+        apply = state.apply
+
+        def also_invoices(fragment: str) -> None:
+            apply(fragment)
+            self.invoices.apply(fragment)
+
+        state.apply = also_invoices
+        self._page = state
+
+
+def invoices_as_kafka_holds(bootstrap: str, topic: str) -> dict[int, dict]:
+    """Per partition of the invoices topic, read to its end by the test's own consumers: the
+    offsets a read_uncommitted reader gets and a read_committed one skips (aborted), the offsets
+    neither gets (control markers), and the log end and last stable offset as Kafka lists them."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    partitions = [TopicPartition(topic, p) for p in admin.list_topics(topic, timeout=10).topics[topic].partitions]
+    starts = listed_offsets(admin, topic, OffsetSpec.earliest(), IsolationLevel.READ_UNCOMMITTED)
+    ends = listed_offsets(admin, topic, OffsetSpec.latest(), IsolationLevel.READ_UNCOMMITTED)
+    last_stable = listed_offsets(admin, topic, OffsetSpec.latest(), IsolationLevel.READ_COMMITTED)
+    got = {level: offsets_read(bootstrap, partitions, level) for level in ("read_uncommitted", "read_committed")}
+    held = {}
+    for tp in partitions:
+        p = tp.partition
+        uncommitted, committed = got["read_uncommitted"][p], got["read_committed"][p]
+        held[p] = {
+            "aborted": sorted(uncommitted - committed),
+            "markers": sorted(set(range(starts[p], ends[p])) - uncommitted),
+            "log_end": ends[p],
+            "last_stable": last_stable[p],
+        }
+    return held
+
+
+def offsets_read(bootstrap: str, partitions: list[TopicPartition], isolation: str) -> dict[int, set[int]]:
+    """The offsets a consumer with `isolation` is handed, each partition read to its end."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"billing-test-reader.{uuid.uuid4().hex[:6]}",
+            "isolation.level": isolation,
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.assign([TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions])
+    read: dict[int, set[int]] = {tp.partition: set() for tp in partitions}
+    at_eof: set[int] = set()
+    deadline = time.monotonic() + 30
+    try:
+        while len(at_eof) < len(partitions) and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error():
+                at_eof.add(message.partition())
+                continue
+            at_eof.discard(message.partition())
+            read[message.partition()].add(message.offset())
+    finally:
+        consumer.close()
+    assert len(at_eof) == len(partitions), f"the invoices topic was not read to its end {isolation}"
+    return read
+
+
+def lab_invoices_marks(lab: Lab) -> dict[int, dict]:
+    """The lab's invoices topic partitions as state.json has them, shaped as invoices_as_kafka_holds."""
+    [topic] = [t for t in lab.state()["topics"] if t["role"] == "invoices"]
+    return {
+        p["partition"]: {
+            "aborted": p["aborted"],
+            "markers": [m["offset"] for m in p["markers"]],
+            "log_end": p["log_end"],
+            "last_stable": p["last_stable"],
+        }
+        for p in topic["partitions"]
+    }
+
+
 def billing_start(lab: Lab, **form: object) -> str:
     response = lab.browser.post(lab.url("billing/"), {k: str(v) for k, v in form.items()})
     assert response.status == 200, response.text[:1000]
@@ -317,13 +469,34 @@ def orders_of(lab: Lab) -> int:
 
 
 @pytest.mark.parametrize("mode", [BillingMode.EXACTLY_ONCE, BillingMode.AT_LEAST_ONCE])
-def test_a_kill_mid_batch_then_restart_in_the_lab(lab: Lab, page: LabSocket, kafka_cluster: LocalCluster, mode) -> None:
+def test_a_kill_mid_batch_then_restart_in_the_lab(
+    lab: Lab, lab_server: Server, kafka_cluster: LocalCluster, mode
+) -> None:
+    page = InvoicesSocket(lab_server.url, lab)
+    try:
+        kill_mid_batch_then_restart_in_the_lab(lab, page, lab_server, kafka_cluster, mode)
+    finally:
+        page.close()
+
+
+def kill_mid_batch_then_restart_in_the_lab(
+    lab: Lab, page: InvoicesSocket, lab_server: Server, kafka_cluster: LocalCluster, mode: BillingMode
+) -> None:
     billing = BillingPage(page)
+    topic = f"lab-{lab.lab_id}.invoices"
+    admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap_servers()})
+    exactly_once = mode == BillingMode.EXACTLY_ONCE
     lab.burst(ORDERS)
     name = billing_start(lab, mode=mode, processing_delay_ms=300)
     assert instances(lab)[name]["mode"] == str(mode)
+    # Mid-batch, and in exactly-once mode with the batch's first invoices in Kafka in its open
+    # transaction (a slow transaction coordinator could still be holding them back).
     wait_for(
-        lambda: (b := instances(lab)[name])["batches"] >= 1 and b["in_batch"] >= 3,
+        lambda: (
+            (b := instances(lab)[name])["batches"] >= 1
+            and b["in_batch"] >= 3
+            and (not exactly_once or open_transaction_in(admin, topic))
+        ),
         "a batch under way after the first committed",
         every=0.1,
     )
@@ -331,6 +504,8 @@ def test_a_kill_mid_batch_then_restart_in_the_lab(lab: Lab, page: LabSocket, kaf
     assert "SIGKILL" in billing_act(lab, name, "kill")
     wait_for(lambda: instances(lab)[name]["status"] == "killed", f"{name} killed")
     assert pid not in billing_processes()
+    if exactly_once:  # nobody ends the transaction the killed instance left open, until its restart
+        assert open_transaction_in(admin, topic), "killed with its transaction open, mid-batch"
     billing_act(lab, name, "restart")
 
     counts = wait_for(
@@ -347,6 +522,40 @@ def test_a_kill_mid_batch_then_restart_in_the_lab(lab: Lab, page: LabSocket, kaf
     # The model counts from what Kafka holds committed, as the test did.
     wait_for(lambda: {k: lab.state()["billing"][k] for k in expected} == expected, f"the model counting {expected}")
     billing.wait(lambda b: b.counts == (expected["invoices"], ORDERS, duplicates), "the counts on the page")
+
+    # What the killed transaction left in the invoices topic, as the test's own readers find it,
+    # is what state.json and the page's invoices lanes mark.
+    held = invoices_as_kafka_holds(kafka_cluster.bootstrap_servers(), topic)
+    aborted = {(p, o) for p, marks in held.items() for o in marks["aborted"]}
+    markers = {(p, o) for p, marks in held.items() for o in marks["markers"]}
+    if exactly_once:
+        assert aborted, "the killed batch's invoices were written in its transaction, then aborted"
+    else:
+        assert not aborted and not markers, "no transactions: nothing aborted, no marker"
+    wait_for(lambda: lab_invoices_marks(lab) == held, f"state.json's invoices marks as Kafka holds them: {held}")
+    [state] = [t for t in lab.state()["topics"] if t["role"] == "invoices"]
+    controls = {(p["partition"], m["offset"]): m["control"] for p in state["partitions"] for m in p["markers"]}
+    aborts = {where for where, control in controls.items() if control == "abort"}
+    assert {(p, o - 1) for p, o in aborts} <= aborted, "an ABORT marker follows the records it aborted"
+    assert bool(aborts) == exactly_once
+
+    def lanes_marked(lanes: InvoicesLanes) -> bool:
+        boxes = lanes.boxes
+        shown_aborted = {where for where, txn in boxes.items() if txn == "aborted"}
+        ends = {p: (str(marks["log_end"]), str(marks["last_stable"])) for p, marks in held.items()}
+        return (
+            shown_aborted == aborted
+            and all(txn is None for where, txn in boxes.items() if where not in aborted)
+            and lanes.markers == controls
+            and lanes.ends == ends
+        )
+
+    page.wait(lambda _: lanes_marked(page.invoices), "the invoices lanes marked live as Kafka holds them")
+    with InvoicesSocket(lab_server.url, lab) as fresh:  # a page opened now draws them so at once
+        first = fresh.wait(lambda _: fresh.invoices.first, "the invoices lanes drawn whole")
+        assert first == (page.invoices.boxes, controls), "the first drawing marks them as the live pushes did"
+        assert {where for where, txn in first[0].items() if txn == "aborted"} == aborted
+        assert ("abort" in first[1].values()) == exactly_once
 
 
 def test_a_twin_fences_the_older_instance_in_the_lab(lab: Lab, page: LabSocket, kafka_cluster: LocalCluster) -> None:

@@ -30,6 +30,7 @@ def arm(model: dict, *, now: float, since: float | None = None) -> dict:
     `since` is when the step became current, if that was before `model` was taken (the runner
     arms a step at its next look): records written since then still count as new."""
     lanes = model.get("lanes", [])
+    billing = model.get("billing") or {}
     since = now if since is None else min(since, now)
     return {
         "at": since,
@@ -40,6 +41,14 @@ def arm(model: dict, *, now: float, since: float | None = None) -> dict:
         "emails": model.get("outbox", {}).get("sent", 0),
         "duplicates": model.get("outbox", {}).get("duplicates", 0),
         "missed": model.get("outbox", {}).get("missed", 0),
+        "billing": {
+            "invoices": billing.get("invoices", 0),
+            "duplicates": billing.get("duplicates", 0),
+            "fenced": sorted(b["name"] for b in billing.get("instances", []) if b.get("fenced")),
+        },
+        "invoice_log_ends": {
+            str(lane["partition"]): _log_end_at(lane, since) for lane in _view_lanes(model, "invoices")
+        },
         "keys": dict(
             list(
                 {
@@ -59,6 +68,12 @@ def _log_end_at(lane: dict, since: float) -> int:
     since_ms = since * 1000
     written_since = [r["offset"] for r in lane.get("records", []) if (r.get("timestamp_ms") or 0) >= since_ms]
     return min(written_since) if written_since else lane.get("log_end") or 0
+
+
+def _view_lanes(model: dict, view: str) -> list[dict]:
+    """The lanes of another of the lab's topics ("dlq", "invoices"), as the model draws them."""
+    found = next((v for v in model.get("views", []) if v.get("view") == view), None)
+    return (found or {}).get("lanes", [])
 
 
 def _group(model: dict) -> dict:
@@ -1026,4 +1041,109 @@ def transaction_committed(lab: LabNow, params: dict) -> dict | None:
                 "consumer": emailed[-1]["consumer"],
                 "order_id": (emailed[-1].get("order_id") or "—")[:8],
             }
+    return None
+
+
+# --- exactly-once read-process-write (lesson 8) ---------------------------------------------------
+# BillingService's counts in the model come from a read_committed reader of the invoices topic
+# (`billing`: invoices, duplicates, orders_invoiced and the instances' own reports); the invoices
+# lanes (`views`, view "invoices") carry the transaction marks the observer judged from Kafka, as
+# the orders lanes do.
+
+
+def _billing(lab: LabNow) -> dict:
+    return lab.model.get("billing") or {}
+
+
+def _new_invoice(lab: LabNow, lane: dict, offset: int) -> bool:
+    return offset >= lab.armed.get("invoice_log_ends", {}).get(str(lane["partition"]), 0)
+
+
+@check("invoices_issued", facts={"count", "instances", "orders_invoiced", "topic"}, count=5)
+def invoices_issued(lab: LabNow, params: dict) -> dict | None:
+    """At least `count` invoices committed to the invoices topic since the step began."""
+    billing = _billing(lab)
+    issued = billing.get("invoices", 0) - lab.armed.get("billing", {}).get("invoices", 0)
+    if issued < params["count"]:
+        return None
+    return {
+        "count": issued,
+        "instances": ", ".join(b["name"] for b in billing.get("instances", [])) or "—",
+        "orders_invoiced": billing.get("orders_invoiced", 0),
+        "topic": billing.get("topic") or "the invoices topic",
+    }
+
+
+@check("invoiced_twice", facts={"duplicates", "instances", "batch_size"})
+def invoiced_twice(lab: LabNow, params: dict) -> dict | None:
+    """Orders invoiced more than once since the step began, as the invoices topic holds them
+    committed, with an at-least-once BillingService in the lab."""
+    billing = _billing(lab)
+    grown = billing.get("duplicates", 0) - lab.armed.get("billing", {}).get("duplicates", 0)
+    careless = [b for b in billing.get("instances", []) if b.get("mode") == "at-least-once"]
+    if grown <= 0 or not careless:
+        return None
+    return {
+        "duplicates": grown,
+        "instances": ", ".join(b["name"] for b in careless),
+        "batch_size": (careless[-1].get("config") or {}).get("batch_size", "—"),
+    }
+
+
+@check("exactly_once_after_abort", facts={"instance", "partition", "aborted", "marker", "order_id", "redone"})
+def exactly_once_after_abort(lab: LabNow, params: dict) -> dict | None:
+    """Since the step began, an exactly-once BillingService's transaction was aborted (its
+    invoices are in the log, marked aborted, an ABORT marker after them), and every order of those
+    aborted invoices was then invoiced again, once, in a transaction that committed. Judged on the
+    invoices lanes (invoices are keyed by orderId: an order's invoices share a partition), so what
+    another pipeline did to other orders meanwhile does not count."""
+    careful = [b for b in _billing(lab).get("instances", []) if b.get("mode") == "exactly-once"]
+    if not careful:
+        return None
+    for lane in _view_lanes(lab.model, "invoices"):
+        new_aborted = {o for o in (lane.get("txn") or {}).get("aborted", []) if _new_invoice(lab, lane, o)}
+        aborted = [r for r in lane.get("records", []) if r["offset"] in new_aborted and r.get("key")]
+        markers = [m["offset"] for m in lane.get("markers", []) if m["control"] == "abort"]
+        marker = next((m for m in markers if aborted and m > aborted[-1]["offset"]), None)
+        if marker is None:
+            continue
+        committed = [r for r in lane.get("records", []) if r["offset"] not in _marked(lane) and r.get("key")]
+        again = {r["key"]: [c for c in committed if c["key"] == r["key"]] for r in aborted}
+        if all(len(invoices) == 1 and invoices[0]["offset"] > marker for invoices in again.values()):
+            return {
+                "instance": ", ".join(b["name"] for b in careful),
+                "partition": lane["partition"],
+                "aborted": _span([r["offset"] for r in aborted]),
+                "marker": marker,
+                "order_id": aborted[0]["key"][:8],
+                "redone": _span([invoices[0]["offset"] for invoices in again.values()]),
+            }
+    return None
+
+
+def _marked(lane: dict) -> set[int]:
+    """Offsets of the lane's records in a transaction that is open or was aborted."""
+    txn = lane.get("txn") or {}
+    return {*txn.get("open", []), *txn.get("aborted", [])}
+
+
+@check("zombie_fenced", facts={"zombie", "twin", "transactional_id"})
+def zombie_fenced(lab: LabNow, params: dict) -> dict | None:
+    """A BillingService instance was fenced since the step began: Kafka refused its transaction
+    because a newer instance registered the same transactional.id."""
+    instances = _billing(lab).get("instances", [])
+    before = set(lab.armed.get("billing", {}).get("fenced", []))
+    for zombie in instances:
+        if not zombie.get("fenced") or zombie["name"] in before:
+            continue
+        twins = [
+            b["name"]
+            for b in instances
+            if b is not zombie and b.get("transactional_id") == zombie.get("transactional_id") and not b.get("fenced")
+        ]
+        return {
+            "zombie": zombie["name"],
+            "twin": ", ".join(twins) or "a newer instance",
+            "transactional_id": zombie.get("transactional_id") or "—",
+        }
     return None

@@ -208,6 +208,9 @@ LAB_LANE_WINDOW = env_int("LAB_LANE_WINDOW", 30)
 # A page says when it has drawn a push of records; one that doesn't (no JavaScript) gets the
 # next push after this many seconds anyway.
 LAB_DRAW_TIMEOUT_SECONDS = float(os.environ.get("LAB_DRAW_TIMEOUT_SECONDS", "1.0"))
+# A lab nobody watches any more (page closed, state.json not asked) is still read from Kafka this
+# long, so a reload finds its model warm; then its observer stops.
+LAB_OBSERVER_GRACE_SECONDS = float(os.environ.get("LAB_OBSERVER_GRACE_SECONDS", "30"))
 # Labs at once, in all, and per client address (a classroom's labs count against its own limit).
 LAB_MAX_LABS = env_int("LAB_MAX_LABS", 200)
 LAB_MAX_LABS_PER_ADDRESS = env_int("LAB_MAX_LABS_PER_ADDRESS", 10)

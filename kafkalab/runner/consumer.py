@@ -34,8 +34,6 @@ from lessons.tracker import LessonTracker
 
 log = logging.getLogger(__name__)
 
-# An observer outlives its last viewer this long, so a page reload doesn't restart it.
-OBSERVER_GRACE_SECONDS = 30.0
 PERSIST_INTERVAL = 0.2
 READY_WAIT_SECONDS = 15.0
 RUNNER_FAILED = "The lab runner failed on that request; the app's log says why."
@@ -106,8 +104,10 @@ class Runner:
             session.observer.start()
         return session.observer
 
-    def keep_watching(self, session: LabSession, seconds: float = OBSERVER_GRACE_SECONDS) -> None:
-        """Stop the observer `seconds` after the last viewer left (unless one comes back)."""
+    def keep_watching(self, session: LabSession) -> None:
+        """Stop the observer LAB_OBSERVER_GRACE_SECONDS after the last viewer left (unless one
+        comes back)."""
+        seconds = settings.LAB_OBSERVER_GRACE_SECONDS
         if session.idle_stop is not None:
             session.idle_stop.cancel()
         session.idle_stop = asyncio.get_running_loop().call_later(seconds, self._stop_observer_if_idle, session)

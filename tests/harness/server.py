@@ -53,6 +53,9 @@ def server_env(cluster: LocalCluster, **extra: str) -> dict[str, str]:
         # Every learner of a harness server comes from 127.0.0.1: the per-address cap would count
         # a whole test session (or bench section) as one learner.
         "LAB_MAX_LABS_PER_ADDRESS": "1000",
+        # A test's lab is torn down (its topics deleted) once the test ends: its observer need
+        # not read it for the half minute a learner's reload would want (the brokers are shared).
+        "LAB_OBSERVER_GRACE_SECONDS": "3",
         **extra,
     }
 

@@ -595,10 +595,10 @@ class LabObserver:
         added_committed: list[TailPartition] = []
         if self._partitions_may_have_changed(tail, snapshot):
             self._partitions_checked_at = time.monotonic()
-            # A broker down or slow: keep tailing what we have, and look again soon.
+            # A broker down or slow: keep tailing what we have, and look again soon (the second
+            # reader is not asked then: it would only keep the page waiting as long again).
             with contextlib.suppress(KafkaUnavailable):
                 added = tail.refresh_partitions()
-            with contextlib.suppress(KafkaUnavailable):
                 added_committed = self._tails[1].refresh_partitions()
         with self._lock:
             for found in added:

@@ -42,7 +42,7 @@ def arm(model: dict, *, now: float, since: float | None = None) -> dict:
         "duplicates": model.get("outbox", {}).get("duplicates", 0),
         "missed": model.get("outbox", {}).get("missed", 0),
         "billing": {
-            "invoices": billing.get("invoices", 0),
+            "invoices": billing.get("invoices", 0) - _invoices_since(model, since),
             "duplicates": billing.get("duplicates", 0),
             "fenced": sorted(b["name"] for b in billing.get("instances", []) if b.get("fenced")),
         },
@@ -68,6 +68,18 @@ def _log_end_at(lane: dict, since: float) -> int:
     since_ms = since * 1000
     written_since = [r["offset"] for r in lane.get("records", []) if (r.get("timestamp_ms") or 0) >= since_ms]
     return min(written_since) if written_since else lane.get("log_end") or 0
+
+
+def _invoices_since(model: dict, since: float) -> int:
+    """Invoices committed since `since` that the invoices lanes still show (a step armed late
+    still counts what came after it became current)."""
+    since_ms = since * 1000
+    return sum(
+        1
+        for lane in _view_lanes(model, "invoices")
+        for record in lane.get("records", [])
+        if (record.get("timestamp_ms") or 0) >= since_ms and record["offset"] not in _marked(lane)
+    )
 
 
 def _view_lanes(model: dict, view: str) -> list[dict]:

@@ -150,3 +150,14 @@ def test_a_zombie_fenced_since_the_step_began_names_its_twin():
         "transactional_id": tid,
     }
     assert run("zombie_fenced", model(instances=[zombie, twin]), model(instances=[zombie, twin])) is None
+
+
+def test_invoices_written_before_a_late_arming_still_count():
+    """The runner arms a step at its next look: invoices committed since the step became current
+    count even when they were already in the model then."""
+    b1 = instance("b1", BillingMode.AT_LEAST_ONCE)
+    lane = invoice_lane(records={0: (OLD, -5), 1: (ORDER_A, 1), 2: (ORDER_B, 2)})
+    seen_late = model(instances=[b1], invoices=3, lanes=[lane])
+    late = checks.arm(seen_late, now=T0 + 3, since=T0)
+    assert late["billing"]["invoices"] == 1
+    assert checks.evaluate("invoices_issued", {"count": 2}, model=seen_late, armed=late, now=T0 + 4) is not None

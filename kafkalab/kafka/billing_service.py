@@ -39,9 +39,9 @@ from kafkalab.kafka.billing_config import BillingConfig
 from kafkalab.kafka.notification_service import KEY_CHARS, ORDER_ID_CHARS, STOP_DEADLINE_SECONDS
 from kafkalab.kafka.service_process import (
     ErrorLogger,
-    die_with_parent,
     partition_numbers,
     report,
+    service_main,
     short_text,
     text_prefix,
 )
@@ -356,19 +356,15 @@ def _error_text(exc: KafkaException) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m kafkalab.kafka.billing_service '<json settings>'", file=sys.stderr)
-        return 2
     try:
-        settings = BillingSettings(**json.loads(argv[1]))
-        die_with_parent(settings.parent_pid)
-        service = BillingService(settings)
-    except (TypeError, ValueError, KafkaException) as exc:
-        report("error", message=f"could not start: {exc}", fatal=True)
-        return 1
-    try:
-        return service.run()
-    except KafkaException as exc:
+        return service_main(
+            argv,
+            module="kafkalab.kafka.billing_service",
+            settings_type=BillingSettings,
+            service_type=BillingService,
+            start_errors=(KafkaException,),
+        )
+    except KafkaException as exc:  # past its start: a Kafka error it could not handle ends the run
         report("error", message=f"stopped on a Kafka error: {_error_text(exc)}", fatal=True)
         return 1
 

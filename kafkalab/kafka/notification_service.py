@@ -30,7 +30,6 @@ This module needs only confluent-kafka, not Django: a consumer process starts fa
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import time
@@ -45,9 +44,9 @@ from kafkalab.kafka.readers import Failure, ReadFailure, read_order
 from kafkalab.kafka.schema_lookup import registry_lookup
 from kafkalab.kafka.service_process import (
     ErrorLogger,
-    die_with_parent,
     partition_numbers,
     report,
+    service_main,
     short_text,
     text_prefix,
 )
@@ -426,17 +425,13 @@ class DeadLetterWriter:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m kafkalab.kafka.notification_service '<json settings>'", file=sys.stderr)
-        return 2
-    try:
-        settings = ServiceSettings(**json.loads(argv[1]))
-        die_with_parent(settings.parent_pid)
-        service = NotificationService(settings)
-    except (TypeError, ValueError, KafkaException) as exc:
-        report("error", message=f"could not start: {exc}", fatal=True)
-        return 1
-    return service.run()
+    return service_main(
+        argv,
+        module="kafkalab.kafka.notification_service",
+        settings_type=ServiceSettings,
+        service_type=NotificationService,
+        start_errors=(KafkaException,),
+    )
 
 
 if __name__ == "__main__":

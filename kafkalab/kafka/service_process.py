@@ -1,6 +1,6 @@
 """What the lab's service processes (NotificationService, BillingService) share: one JSON report
-per line on stdout, which the lab runner reads, librdkafka's errors as reports, bounded text, and
-dying with the runner. Needs only the standard library."""
+per line on stdout, which the lab runner reads, librdkafka's errors as reports, bounded text,
+dying with the runner, and the entry point that starts one. Needs only the standard library."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from typing import Any, Protocol
 
 # A report is one line the lab runner reads with a bounded buffer: whatever a record holds,
 # no text field of a report grows past these.
@@ -62,3 +64,30 @@ def die_with_parent(parent_pid: int | None) -> None:
         pass
     if os.getppid() != parent_pid:  # the runner died before we asked
         sys.exit(0)
+
+
+class Service(Protocol):
+    def run(self) -> int: ...  # its exit code
+
+
+def service_main(
+    argv: list[str],
+    *,
+    module: str,
+    settings_type: Callable[..., Any],  # a dataclass with a `parent_pid`
+    service_type: Callable[[Any], Service],
+    start_errors: tuple[type[Exception], ...] = (),
+) -> int:
+    """A service process's entry point: `python -m <module> '<json settings>'`. It dies with the
+    lab runner; a start that fails (bad settings, or one of `start_errors`) is reported, exit 1."""
+    if len(argv) != 2:
+        print(f"usage: python -m {module} '<json settings>'", file=sys.stderr)
+        return 2
+    try:
+        settings = settings_type(**json.loads(argv[1]))
+        die_with_parent(settings.parent_pid)
+        service = service_type(settings)
+    except (TypeError, ValueError, *start_errors) as exc:
+        report("error", message=f"could not start: {exc}", fatal=True)
+        return 1
+    return service.run()

@@ -8,14 +8,13 @@ the lab with the notice as a message.
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
 from kafkalab.labs.concurrency import kafka_view
 from kafkalab.labs.errors import LabError
 from kafkalab.labs.forms import BillingConfigForm
 from kafkalab.labs.services import billing as billing_services
-from kafkalab.labs.views import UNPROCESSABLE, _owned_lab, _redirect_with
+from kafkalab.labs.views import _owned_lab, _panel_notice
 
 NOTICE = "labs/panels/billing_notice.html"
 
@@ -72,7 +71,4 @@ def billing_action(request: HttpRequest, lab_id: int, name: str, action: str) ->
 
 
 def _notice(request: HttpRequest, lab, text: str, *, ok: bool) -> HttpResponse:
-    if not request.htmx:
-        return _redirect_with(request, lab, text, ok=ok)
-    context = {"notice": text if ok else None, "error": None if ok else text}
-    return render(request, NOTICE, context, status=200 if ok else UNPROCESSABLE)
+    return _panel_notice(request, lab, text, ok=ok, template=NOTICE)

@@ -382,11 +382,18 @@ def dlq_replay(request: HttpRequest, lab_id: int) -> HttpResponse:
 
 
 def _consumer_notice(request: HttpRequest, lab: Lab, text: str, *, ok: bool, failed_status: int) -> HttpResponse:
-    """The consumers panel's notice (htmx), or the lab page with it as a message (no JavaScript)."""
+    template = "labs/panels/consumer_notice.html"
+    return _panel_notice(request, lab, text, ok=ok, template=template, failed_status=failed_status)
+
+
+def _panel_notice(
+    request: HttpRequest, lab: Lab, text: str, *, ok: bool, template: str, failed_status: int = UNPROCESSABLE
+) -> HttpResponse:
+    """A panel's notice (htmx), or the lab page with it as a message (no JavaScript)."""
     if not request.htmx:
         return _redirect_with(request, lab, text, ok=ok)
     context = {"notice": text if ok else None, "error": None if ok else text}
-    return render(request, "labs/panels/consumer_notice.html", context, status=200 if ok else failed_status)
+    return render(request, template, context, status=200 if ok else failed_status)
 
 
 # --- The page -------------------------------------------------------------------------------

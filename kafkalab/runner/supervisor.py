@@ -1,22 +1,18 @@
-"""Starts, stops and kills a lab's NotificationService processes, and listens to their reports."""
+"""Starts, stops and kills a lab's NotificationService processes, and listens to their reports.
+
+The process handling is kafkalab.runner.processes'; here is what is NotificationService's own: its
+reports, its crash loop on a poison record, its rows, the emails and the rebalances.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from channels.db import database_sync_to_async
 
-from kafkalab.kafka.config import client_config
 from kafkalab.kafka.consumer_config import ConsumerConfig, ConsumerStatus, FailurePolicy
 from kafkalab.kafka.notification_service import POISON_EXIT_CODE
 from kafkalab.labs import records
@@ -25,14 +21,10 @@ from kafkalab.labs.models import Lab, NotificationConsumer, OutboxEmail, Rebalan
 from kafkalab.labs.services.topics import dead_letter_topic_ensure
 from kafkalab.registry import registry_url
 from kafkalab.runner.live import ConsumerLive, Email, LabLive, Poison, PoisonAction
+from kafkalab.runner.processes import ERROR_TEXT_LIMIT, ProcessSupervisor, crash_error, exit_status
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE_SECONDS = 15.0
-ERROR_TEXT_LIMIT = 500
-# A consumer's report lines are small; a longer one is dropped rather than buffered.
-REPORT_LINE_LIMIT = 1 << 20
-READ_CHUNK = 1 << 16
 ORDER_ID_CHARS = OutboxEmail._meta.get_field("order_id").max_length
 EVENT_TYPE_CHARS = OutboxEmail._meta.get_field("event_type").max_length
 REASON_CHARS = OutboxEmail._meta.get_field("reason").max_length
@@ -43,19 +35,17 @@ RESTART_BACKOFF_SECONDS = 1.0
 RESTART_BACKOFF_CAP_SECONDS = 10.0
 
 
-class Supervisor:
-    """The processes of one lab. All methods run on the runner's event loop."""
+class Supervisor(ProcessSupervisor):
+    """The NotificationService processes of one lab. All methods run on the runner's event loop."""
+
+    module = "kafkalab.kafka.notification_service"
+    what = "consumer"
+    config_type = ConsumerConfig
 
     def __init__(self, *, lab_id: int, live: LabLive, on_change) -> None:
-        self.lab_id = lab_id
-        self.live = live
-        self.on_change = on_change
-        self.processes: dict[str, subprocess.Popen] = {}
-        self._readers: dict[str, asyncio.Task] = {}
-        self._deliberate: dict[str, ConsumerStatus] = {}  # name → STOPPED or KILLED, set by us
+        super().__init__(lab_id=lab_id, live=live, on_change=on_change)
         self._restarts: dict[str, asyncio.TimerHandle] = {}  # crash-looping consumers, waiting
         self._starting: set[asyncio.Task] = set()  # restarts under way (held, so they are not collected)
-        self._launching: set[str] = set()
 
     # Commands ---------------------------------------------------------------------------------
 
@@ -65,22 +55,12 @@ class Supervisor:
         if after_crash and name not in self._restarts:
             return  # stopped or killed while it waited
         self._cancel_restart(name)
-        if record is None or name in self.processes or name in self._launching:
-            return
-        self._launching.add(name)  # a second start while this one awaits the topic starts nothing
-        try:
-            await self._launch(name, record, after_crash=after_crash)
-        finally:
-            self._launching.discard(name)
+        if record is not None:
+            await self._launch_unless_running(name, record, after_crash=after_crash)
 
     async def _launch(self, name: str, record: NotificationConsumer, *, after_crash: bool) -> None:
-        try:
-            config = ConsumerConfig.from_dict(record.config)
-        except (TypeError, ValueError) as exc:  # saved by an older version, or edited by hand
-            self.live.consumer(name)
-            await self._set_status(
-                name, ConsumerStatus.CRASHED, error=f"could not start: its config is not valid: {exc}"
-            )
+        config = await self._read_config(name, record.config)
+        if config is None:
             return
         live = self.live.consumer(name, config)
         with self.live.lock:
@@ -89,47 +69,25 @@ class Supervisor:
                 live.last_error, live.crashes, live.crash_streak, live.crashed_on = "", 0, 0, None
         if config.dead_letters:
             await _dead_letter_topic_ensure(self.lab_id)
-        settings = self._service_settings(name, live.config)
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "kafkalab.kafka.notification_service", json.dumps(settings)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                stdin=subprocess.DEVNULL,
-            )
-        except OSError as exc:
-            await self._set_status(name, ConsumerStatus.CRASHED, error=f"could not start the process: {exc}")
-            return
-        # Followed before anything else can fail: a process we know of can always be stopped.
-        self.processes[name] = process
-        self._readers[name] = asyncio.get_running_loop().create_task(self._follow(name, process))
-        self._deliberate.pop(name, None)
-        live.pid = process.pid
-        self.on_change()
-        await _save_consumer(
-            self.lab_id, name, status=ConsumerStatus.STARTING, pid=process.pid, last_error=live.last_error
+        lab = Lab(pk=self.lab_id)
+        settings = self._service_settings(
+            name, live.config, group_id=lab.group_id, dlq_topic=lab.dlq_topic, registry_url=registry_url()
         )
+        await self._spawn(name, live, settings, last_error=live.last_error)
 
     async def stop(self, name: str) -> None:
         """Graceful: SIGTERM; the process closes its consumer, which leaves the group at once."""
-        process = self.processes.get(name)
-        if process is None:
+        if name not in self.processes:
             await self._end_crash_loop(name, ConsumerStatus.STOPPED)
             return
-        self._deliberate[name] = ConsumerStatus.STOPPED
         self.live.expect_rebalance(f"{name} stopped and left the group", at=time.time(), starts_now=True)
-        await self._set_status(name, ConsumerStatus.STOPPING)
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        asyncio.get_running_loop().call_later(STOP_GRACE_SECONDS, self._kill_if_running, name, process)
+        await super().stop(name)
 
     async def kill(self, name: str) -> None:
         """SIGKILL: no goodbye to the group, which waits for the session timeout."""
-        process = self.processes.get(name)
-        if process is None:
+        if name not in self.processes:
             await self._end_crash_loop(name, ConsumerStatus.KILLED)
             return
-        self._deliberate[name] = ConsumerStatus.KILLED
         timeout = self.live.consumer(name).config.session_timeout_ms
         self.live.expect_rebalance(
             f"{name} was killed; the group waited out its session timeout "
@@ -137,45 +95,19 @@ class Supervisor:
             at=time.time(),
             starts_now=True,
         )
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
+        await super().kill(name)
 
     async def reap(self) -> None:
         """Stop every process gracefully (so the group empties at once), killing stragglers."""
         for name in list(self._restarts):
             await self._end_crash_loop(name, ConsumerStatus.STOPPED)
-        for name, process in list(self.processes.items()):
-            self._deliberate[name] = ConsumerStatus.STOPPED
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-        readers = list(self._readers.values())
-        pending = set()
-        if readers:
-            _, pending = await asyncio.wait(readers, timeout=STOP_GRACE_SECONDS)
-        for process in list(self.processes.values()):
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-        if pending:
-            await asyncio.wait(pending, timeout=5)
+        await super().reap()
 
-    def _kill_if_running(self, name: str, process: subprocess.Popen) -> None:
-        if process.poll() is None:
-            log.warning("consumer %s did not stop within %ss; killing it", name, STOP_GRACE_SECONDS)
-            process.kill()
+    def _live_state(self, name: str, config: ConsumerConfig | None = None) -> ConsumerLive:
+        return self.live.consumer(name, config)
 
-    def _service_settings(self, name: str, config: ConsumerConfig) -> dict:
-        lab = Lab(pk=self.lab_id)
-        return {
-            "name": name,
-            "topic": lab.orders_topic,
-            "group_id": lab.group_id,
-            "client": client_config(),
-            # The child asks Linux to end it when this process dies: no orphans, ever.
-            "parent_pid": os.getpid(),
-            "config": config.as_dict(),
-            "dlq_topic": lab.dlq_topic,
-            "registry_url": registry_url(),
-        }
+    async def _save(self, name: str, **fields: object) -> None:
+        await _save_consumer(self.lab_id, name, **fields)
 
     # Crash loops ------------------------------------------------------------------------------
 
@@ -213,29 +145,6 @@ class Supervisor:
         await self._set_status(name, status)
 
     # Reports ----------------------------------------------------------------------------------
-
-    async def _follow(self, name: str, process: subprocess.Popen) -> None:
-        # Following must outlive any report: once it ends, the process can't be stopped or reset.
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=REPORT_LINE_LIMIT)
-        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), process.stdout)
-        try:
-            async for line in _lines(reader, limit=REPORT_LINE_LIMIT, what=f"consumer {name}"):
-                try:
-                    report = json.loads(line)
-                except (ValueError, RecursionError):
-                    continue
-                if not isinstance(report, dict):
-                    continue
-                try:
-                    await self._handle(name, report)
-                except Exception:
-                    log.exception("consumer %s: could not handle the report %.200r", name, line)
-        finally:
-            transport.close()
-        returncode = await asyncio.to_thread(process.wait)
-        stderr = await asyncio.to_thread(process.stderr.read)
-        await self._exited(name, process, returncode, stderr.decode(errors="replace"))
 
     async def _handle(self, name: str, report: dict) -> None:
         live = self.live.consumer(name)
@@ -308,45 +217,23 @@ class Supervisor:
                 live.positions.pop(partition, None)
         self.live.note_assignment_change(live.name, event, partitions, at)
 
-    async def _exited(self, name: str, process: subprocess.Popen, returncode: int, stderr: str) -> None:
-        if self.processes.get(name) is process:
-            del self.processes[name]
-        self._readers.pop(name, None)
-        deliberate = self._deliberate.pop(name, None)
+    async def _exited(self, name: str, deliberate: ConsumerStatus | None, returncode: int, stderr: str) -> None:
         live = self.live.consumer(name)
         with self.live.lock:
             live.pid, live.in_flight = None, set()
             if deliberate is None and live.assigned:
                 self.live.expect_rebalance(f"{name} crashed", at=time.time())
             live.assigned = []
-        if deliberate == ConsumerStatus.KILLED or returncode == -signal.SIGKILL:
-            status, error = ConsumerStatus.KILLED, ""
-        elif deliberate == ConsumerStatus.STOPPED or returncode == 0:
-            status, error = ConsumerStatus.STOPPED, ""
-        else:
-            status = ConsumerStatus.CRASHED
-            error = live.last_error or _last_line(stderr) or f"exited with code {returncode}"
+        status, error = exit_status(deliberate, returncode), ""
+        if status == ConsumerStatus.CRASHED:
+            error = crash_error(live.last_error, returncode, stderr)
             if returncode == POISON_EXIT_CODE and live.config.failure_policy == FailurePolicy.CRASH:
                 await self._crash_loop(name, live, error)
                 return
-        if status != ConsumerStatus.CRASHED:
+        else:
             # A crash keeps the blocked partition: nobody reads past the record.
             self.live.unblock_consumer(name)
         await self._set_status(name, status, error=error)
-
-    async def _set_status(self, name: str, status: ConsumerStatus, *, error: str | None = None) -> None:
-        live = self.live.consumer(name)
-        with self.live.lock:
-            live.status = status
-            if error is not None:
-                live.last_error = error[:ERROR_TEXT_LIMIT]
-        fields = {"status": status}
-        if error is not None:
-            fields["last_error"] = live.last_error
-        if not status.is_live or status == ConsumerStatus.RESTARTING:
-            fields["pid"] = None
-        await _save_consumer(self.lab_id, name, **fields)
-        self.on_change()
 
     # Persistence ------------------------------------------------------------------------------
 
@@ -361,41 +248,11 @@ class Supervisor:
             await _save_rebalance(self.lab_id, rebalance)
 
 
-async def _lines(reader: asyncio.StreamReader, *, limit: int, what: str) -> AsyncIterator[bytes]:
-    """The stream's lines until it ends. A line longer than `limit` is dropped whole (logged),
-    and reading goes on with the next one: StreamReader.readline() would raise instead."""
-    pending = bytearray()
-    overlong = False  # dropping the rest of a line already longer than the limit
-    while chunk := await reader.read(READ_CHUNK):
-        pending += chunk
-        *lines, rest = pending.split(b"\n")
-        pending = bytearray(rest)
-        for line in lines:
-            if overlong:
-                overlong = False
-            elif len(line) > limit:
-                log.warning("%s: dropped a report line of %d bytes", what, len(line))
-            else:
-                yield bytes(line)
-        if len(pending) > limit:
-            if not overlong:
-                log.warning("%s: dropping a report line of more than %d bytes", what, limit)
-            pending.clear()
-            overlong = True
-    if pending and not overlong:
-        yield bytes(pending)
-
-
 def _db_text(value: object, limit: int) -> str:
     """A field of a report, whatever its type, as text a column of `limit` characters can hold."""
     if value is None:
         return ""
     return records.text_or_none(value if isinstance(value, str) else str(value), limit=limit)
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
 
 
 def _as_datetime(at: float) -> datetime:

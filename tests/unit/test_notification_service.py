@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, KafkaException
 
 from kafkalab.kafka.consumer_config import ConsumerConfig
 from kafkalab.kafka.notification_service import NotificationService, ServiceSettings, main, report
-from kafkalab.runner.supervisor import _lines
+from kafkalab.runner.processes import report_lines
 
 CLASSIC_ONLY = {"session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"}
 # Nothing listens there: librdkafka checks the config when the consumer is created.
@@ -270,7 +270,7 @@ async def lines_read(chunks: list[bytes], *, limit: int) -> list[bytes]:
     for chunk in chunks:
         reader.feed_data(chunk)
     reader.feed_eof()
-    return [line async for line in _lines(reader, limit=limit, what="test")]
+    return [line async for line in report_lines(reader, limit=limit, what="test")]
 
 
 async def test_the_runner_skips_a_report_line_longer_than_its_limit_and_reads_on():

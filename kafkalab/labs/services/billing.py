@@ -1,7 +1,8 @@
 """BillingService instances: added, twinned, stopped, killed and restarted through the lab runner.
 
-Like NotificationService's (kafkalab.labs.services.consumers): each change takes the lab's row lock
-before it counts, and none waits on Kafka. Billing instances have a cap of their own.
+Like NotificationService's (kafkalab.labs.services.consumers, whose row lock and naming they use):
+each change takes the lab's row lock before it counts, and none waits on Kafka. Billing instances
+have a cap of their own.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from django.conf import settings
 from django.db import transaction
 
 from kafkalab.kafka.billing_config import BillingConfig
-from kafkalab.kafka.consumer_config import LIVE_STATUSES, ConsumerStatus
-from kafkalab.labs.errors import LabError, LabLimitReached
+from kafkalab.kafka.consumer_config import ConsumerStatus
+from kafkalab.labs.errors import LabError
 from kafkalab.labs.models import BillingInstance, Lab
+from kafkalab.labs.services.consumers import lab_lock_for_start, next_free_name
 from kafkalab.runner.protocol import BillingKill, BillingStart, BillingStop, runner_send_sync
 
 
@@ -66,22 +68,18 @@ def billing_kill(*, lab: Lab, name: str) -> None:
 
 
 def _lock_for_start(lab: Lab) -> None:
-    locked = Lab.objects.select_for_update().get(pk=lab.pk)
-    if locked.is_resetting:
-        raise LabError("This lab is being reset. Start BillingService once the reset is done.")
     cap = settings.LAB_MAX_BILLING_INSTANCES
-    if lab.billing_instances.filter(status__in=LIVE_STATUSES).count() >= cap:
-        raise LabLimitReached(
-            f"A lab runs at most {cap} BillingService instances at once. Stop or kill one before starting another."
-        )
+    lab_lock_for_start(
+        lab=lab,
+        running=lab.billing_instances,
+        cap=cap,
+        resetting="This lab is being reset. Start BillingService once the reset is done.",
+        full=f"A lab runs at most {cap} BillingService instances at once. Stop or kill one before starting another.",
+    )
 
 
 def _next_name(lab: Lab) -> str:
-    taken = set(lab.billing_instances.values_list("name", flat=True))
-    number = 1
-    while f"b{number}" in taken:
-        number += 1
-    return f"b{number}"
+    return next_free_name("b", taken=lab.billing_instances.values_list("name", flat=True))
 
 
 def _instance(lab: Lab, name: str) -> BillingInstance:

@@ -6,8 +6,11 @@ SQLite, the IMMEDIATE transaction's write lock) before it counts, and none waits
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 
 from kafkalab.kafka.consumer_config import LIVE_STATUSES, ConsumerConfig, ConsumerStatus
 from kafkalab.labs.errors import LabError, LabLimitReached
@@ -35,23 +38,37 @@ def consumer_restart(*, lab: Lab, name: str) -> None:
 
 
 def _lock_for_start(lab: Lab) -> None:
-    """Inside a transaction: lock the lab, and refuse while it resets or runs its maximum."""
-    locked = Lab.objects.select_for_update().get(pk=lab.pk)
-    if locked.is_resetting:
-        raise LabError("This lab is being reset. Add consumers once the reset is done.")
-    if lab.consumers.filter(status__in=LIVE_STATUSES).count() >= settings.LAB_MAX_CONSUMERS:
-        raise LabLimitReached(
-            f"A lab runs at most {settings.LAB_MAX_CONSUMERS} consumers at once. "
-            "Stop or kill one before adding another."
-        )
+    cap = settings.LAB_MAX_CONSUMERS
+    lab_lock_for_start(
+        lab=lab,
+        running=lab.consumers,
+        cap=cap,
+        resetting="This lab is being reset. Add consumers once the reset is done.",
+        full=f"A lab runs at most {cap} consumers at once. Stop or kill one before adding another.",
+    )
 
 
 def _next_consumer_name(lab: Lab) -> str:
-    taken = set(lab.consumers.values_list("name", flat=True))
+    return next_free_name("c", taken=lab.consumers.values_list("name", flat=True))
+
+
+def lab_lock_for_start(*, lab: Lab, running: QuerySet, cap: int, resetting: str, full: str) -> None:
+    """Inside a transaction: lock the lab's row (so counts and names hold under concurrent clicks),
+    and refuse while the lab resets (saying `resetting`) or `running` has `cap` live rows (`full`)."""
+    locked = Lab.objects.select_for_update().get(pk=lab.pk)
+    if locked.is_resetting:
+        raise LabError(resetting)
+    if running.filter(status__in=LIVE_STATUSES).count() >= cap:
+        raise LabLimitReached(full)
+
+
+def next_free_name(prefix: str, *, taken: Iterable[str]) -> str:
+    """`<prefix><n>` with the smallest n from 1 that no row has: c1, c2… or b1, b2…"""
+    taken = set(taken)
     number = 1
-    while f"c{number}" in taken:
+    while f"{prefix}{number}" in taken:
         number += 1
-    return f"c{number}"
+    return f"{prefix}{number}"
 
 
 def _consumer(lab: Lab, name: str) -> NotificationConsumer:

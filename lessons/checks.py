@@ -42,7 +42,6 @@ def arm(model: dict, *, now: float, since: float | None = None) -> dict:
         "duplicates": model.get("outbox", {}).get("duplicates", 0),
         "missed": model.get("outbox", {}).get("missed", 0),
         "billing": {
-            "invoices": billing.get("invoices", 0) - _invoices_since(model, since),
             "duplicates": billing.get("duplicates", 0),
             "fenced": sorted(b["name"] for b in billing.get("instances", []) if b.get("fenced")),
         },
@@ -68,18 +67,6 @@ def _log_end_at(lane: dict, since: float) -> int:
     since_ms = since * 1000
     written_since = [r["offset"] for r in lane.get("records", []) if (r.get("timestamp_ms") or 0) >= since_ms]
     return min(written_since) if written_since else lane.get("log_end") or 0
-
-
-def _invoices_since(model: dict, since: float) -> int:
-    """Invoices committed since `since` that the invoices lanes still show (a step armed late
-    still counts what came after it became current)."""
-    since_ms = since * 1000
-    return sum(
-        1
-        for lane in _view_lanes(model, "invoices")
-        for record in lane.get("records", [])
-        if (record.get("timestamp_ms") or 0) >= since_ms and record["offset"] not in _marked(lane)
-    )
 
 
 def _view_lanes(model: dict, view: str) -> list[dict]:
@@ -1073,11 +1060,23 @@ def _new_invoice(lab: LabNow, lane: dict, offset: int) -> bool:
 
 @check("invoices_issued", facts={"count", "instances", "orders_invoiced", "topic"}, count=5)
 def invoices_issued(lab: LabNow, params: dict) -> dict | None:
-    """At least `count` invoices committed to the invoices topic since the step began."""
-    billing = _billing(lab)
-    issued = billing.get("invoices", 0) - lab.armed.get("billing", {}).get("invoices", 0)
+    """At least `count` invoices written since the step began and committed: below their
+    partition's last stable offset and not aborted, as the invoices lanes show them."""
+    issued = 0
+    for lane in _view_lanes(lab.model, "invoices"):
+        last_stable = lane.get("last_stable")
+        if last_stable is None:  # not known yet: none of its invoices count for now
+            continue
+        issued += sum(
+            1
+            for record in lane.get("records", [])
+            if _new_invoice(lab, lane, record["offset"])
+            and record["offset"] < last_stable
+            and record["offset"] not in _marked(lane)
+        )
     if issued < params["count"]:
         return None
+    billing = _billing(lab)
     return {
         "count": issued,
         "instances": ", ".join(b["name"] for b in billing.get("instances", [])) or "—",

@@ -59,16 +59,23 @@ def run(name: str, now: dict, before: dict, **params) -> dict | None:
     return checks.evaluate(name, params, model=now, armed=armed(before), now=T0 + 10)
 
 
-def test_invoices_issued_counts_only_invoices_committed_since_the_step_began():
+def test_invoices_issued_counts_committed_invoices_written_since_the_step_began():
     b1 = instance("b1", BillingMode.EXACTLY_ONCE, tid="lab-1.billing-service.b1")
-    before = model(instances=[b1], invoices=12)
-    assert run("invoices_issued", model(instances=[b1], invoices=16), before, count=5) is None
-    assert run("invoices_issued", model(instances=[b1], invoices=17), before, count=5) == {
+    before = model(instances=[b1], invoices=1, lanes=[invoice_lane(records={0: (OLD, -5)})])
+    new = {0: (OLD, -5), **{o: (f"order-{o}", 1) for o in range(1, 6)}}
+    committed = invoice_lane(records=new, markers=[(6, "commit")]) | {"last_stable": 7}
+    now = model(instances=[b1], invoices=6, lanes=[committed])
+    assert run("invoices_issued", now, before, count=5) == {
         "count": "5",
         "instances": "b1",
-        "orders_invoiced": "17",
+        "orders_invoiced": "6",
         "topic": "lab-1.invoices",
     }
+    assert run("invoices_issued", now, before, count=6) is None, "the one from before the step does not count"
+    still_open = invoice_lane(records=new, opened=[3, 4, 5]) | {"last_stable": 3}
+    assert run("invoices_issued", model(instances=[b1], lanes=[still_open]), before, count=5) is None
+    not_known = invoice_lane(records=new) | {"last_stable": None}
+    assert run("invoices_issued", model(instances=[b1], lanes=[not_known]), before, count=5) is None
 
 
 def test_invoiced_twice_needs_new_duplicates_and_an_at_least_once_instance():
@@ -153,11 +160,10 @@ def test_a_zombie_fenced_since_the_step_began_names_its_twin():
 
 
 def test_invoices_written_before_a_late_arming_still_count():
-    """The runner arms a step at its next look: invoices committed since the step became current
+    """The runner arms a step at its next look: invoices written since the step became current
     count even when they were already in the model then."""
-    b1 = instance("b1", BillingMode.AT_LEAST_ONCE)
-    lane = invoice_lane(records={0: (OLD, -5), 1: (ORDER_A, 1), 2: (ORDER_B, 2)})
-    seen_late = model(instances=[b1], invoices=3, lanes=[lane])
+    lane = invoice_lane(records={0: (OLD, -5), 1: (ORDER_A, 1), 2: (ORDER_B, 2)}) | {"last_stable": 3}
+    seen_late = model(instances=[instance("b1", BillingMode.AT_LEAST_ONCE)], invoices=3, lanes=[lane])
     late = checks.arm(seen_late, now=T0 + 3, since=T0)
-    assert late["billing"]["invoices"] == 1
-    assert checks.evaluate("invoices_issued", {"count": 2}, model=seen_late, armed=late, now=T0 + 4) is not None
+    facts = checks.evaluate("invoices_issued", {"count": 2}, model=seen_late, armed=late, now=T0 + 4)
+    assert facts is not None and facts["count"] == "2"

@@ -290,7 +290,9 @@ class PageState:
             chunks = live.split('<article class="consumer-card')[1:]
             self.cards = {}
             for chunk in chunks:
-                name, parts, status = CARD.search(chunk).groups()
+                if (found := CARD.search(chunk)) is None:  # a BillingService card pushed alongside
+                    continue
+                name, parts, status = found.groups()
                 html = chunk.split("</article>")[0]
                 self.cards[name] = Card(name, [int(p) for p in parts.split(",") if p], status, html)
         for partition, _, position in LANE_META.findall(fragment):

@@ -32,6 +32,8 @@ def default_dash(value: object) -> object:
 
 
 _TYPE_CLASSES = {"OrderCreated": "created", "OrderPaid": "paid", "OrderShipped": "shipped"}
+# The lab's other event types, named to fit a box.
+_SHORT_LABELS = {"InvoiceIssued": "Invoice"}
 
 
 @register.filter
@@ -44,7 +46,9 @@ def type_class(record: dict) -> str:
 def type_label(record: dict) -> str:
     """Created, Paid, Shipped, or whatever type a foreign record claims (kept short)."""
     event_type = record.get("event_type") or "unknown"
-    return event_type.removeprefix("Order") if event_type in _TYPE_CLASSES else event_type[:12]
+    if event_type in _TYPE_CLASSES:
+        return event_type.removeprefix("Order")
+    return _SHORT_LABELS.get(event_type, event_type[:12])
 
 
 @register.filter

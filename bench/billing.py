@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,6 +33,7 @@ from kafkalab.kafka.billing_config import BillingConfig, BillingMode
 from kafkalab.kafka.billing_service import EVENT_TYPE_HEADER, INVOICE_ISSUED, ORDER_CREATED
 from kafkalab.kafka.local_cluster import LocalCluster, kafka_version
 from kafkalab.labs import events
+from tests.harness.billing_process import BillingProcess
 
 # The dev cluster 9092+, the tests 29092+, the other sections 63092-64292+ (above the ephemeral range).
 PORT_BASE = 64692
@@ -47,7 +46,6 @@ ASSIGNED_TIMEOUT_S = 60.0
 BURST_TIMEOUT_S = 180.0
 STEADY_TIMEOUT_S = 60.0
 LATE_DUPLICATES_S = 2.0  # after the last invoice, how long a late duplicate still gets to show
-SERVICE_MODULE = "kafkalab.kafka.billing_service"
 
 
 def run() -> list[Figure]:
@@ -85,7 +83,7 @@ def measure(bootstrap: str, config: BillingConfig) -> list[Figure]:
     try:
         progress(f"{mode}: {BURST} orders, then BillingService (batch {config.batch_size}) on them")
         burst_ids = set(produce_burst(producer, orders))
-        service = BillingProcess(bootstrap, name=name, orders=orders, invoices=invoices, config=config)
+        service = start_service(bootstrap, name=name, orders=orders, invoices=invoices, config=config)
         assigned_at = service.wait_for("assigned", timeout=ASSIGNED_TIMEOUT_S)
         burst_done_at = reader.read_until(burst_ids, service, timeout=BURST_TIMEOUT_S)
         burst_seconds = burst_done_at - assigned_at
@@ -229,13 +227,13 @@ class InvoiceReader:
             if time.monotonic() > deadline:
                 missing = len(order_ids - self.counts.keys())
                 raise RuntimeError(f"{missing} of {len(order_ids)} orders still had no invoice after {timeout:.0f} s")
-            service.check_alive()
+            check_alive(service)
             self.poll(0.05)
         return max(self.received_ms[order_id] for order_id in order_ids) / 1000
 
     def read_while(self, busy, service: BillingProcess) -> None:
         while busy():
-            service.check_alive()
+            check_alive(service)
             self.poll(0.05)
 
     def read_for(self, seconds: float) -> None:
@@ -250,11 +248,10 @@ class InvoiceReader:
 # --- the process ------------------------------------------------------------------------------
 
 
-class BillingProcess:
-    """One BillingService, started as the lab runner starts it: its settings as JSON."""
-
-    def __init__(self, bootstrap: str, *, name: str, orders: str, invoices: str, config: BillingConfig) -> None:
-        settings = {
+def start_service(bootstrap: str, *, name: str, orders: str, invoices: str, config: BillingConfig) -> BillingProcess:
+    """One BillingService, started as the lab runner starts it."""
+    return BillingProcess(
+        {
             "name": name,
             "topic": orders,
             "invoices_topic": invoices,
@@ -264,55 +261,14 @@ class BillingProcess:
             "config": config.as_dict(),
             "parent_pid": os.getpid(),
         }
-        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 -- outlives __init__; end() closes it
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", SERVICE_MODULE, json.dumps(settings)],
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            stdin=subprocess.DEVNULL,
-        )
-        self.reports: list[dict] = []
-        # Drained all along: it writes a line per order received and invoiced, and must never block.
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+    )
 
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.reports.append(json.loads(line))
 
-    def wait_for(self, event: str, *, timeout: float) -> float:
-        """Until the process reports `event`; when it did, in seconds since the epoch."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [r for r in list(self.reports) if r["event"] == event]
-            if found:
-                return found[0]["at"]
-            self.check_alive()
-            time.sleep(0.02)
-        raise RuntimeError(f"BillingService did not report {event!r} within {timeout:.0f} s")
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            self.stderr.seek(0)
-            errors = [r for r in list(self.reports) if r["event"] == "error"]
-            raise RuntimeError(
-                f"BillingService exited with code {self.process.returncode}: "
-                f"{errors[-3:]} {self.stderr.read().decode(errors='replace')[-2000:]}"
-            )
-        # A transient error (a broker connection) heals itself; these spoil the figures.
-        spoiled = [r for r in list(self.reports) if r["event"] in ("fenced", "aborted") or r.get("fatal")]
-        if spoiled:
-            raise RuntimeError(f"BillingService reported {spoiled[:3]}")
-
-    def end(self) -> None:
-        """SIGTERM, as the runner stops it; SIGKILL if it has not left within 10 s."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._reader.join(timeout=10)
-        self.process.stdout.close()
-        self.stderr.close()
+def check_alive(service: BillingProcess) -> None:
+    """Raise when the process exited, or reported what spoils the figures (a transient error,
+    such as a broker connection, heals itself)."""
+    if service.process.poll() is not None:
+        raise RuntimeError(f"BillingService exited with code {service.process.returncode}: {service.last_words()}")
+    spoiled = [r for r in list(service.reports) if r["event"] in ("fenced", "aborted") or r.get("fatal")]
+    if spoiled:
+        raise RuntimeError(f"BillingService reported {spoiled[:3]}")

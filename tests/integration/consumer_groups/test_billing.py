@@ -7,9 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections import Counter
@@ -24,6 +21,7 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 from kafkalab.kafka.billing_config import BillingConfig, BillingMode
 from kafkalab.kafka.billing_service import FENCED_EXIT_CODE
 from kafkalab.kafka.local_cluster import LocalCluster
+from tests.harness.billing_process import BillingProcess
 from tests.harness.server import SERVER_PIDS
 from tests.integration.consumer_groups.support import (
     Lab,
@@ -36,33 +34,6 @@ from tests.integration.consumer_groups.support import (
 
 ORDERS = 30
 PARTITIONS = 4
-
-
-class BillingProcess:
-    """A BillingService process started by the test, its reports collected as they come."""
-
-    def __init__(self, settings: dict) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kafkalab.kafka.billing_service", json.dumps(settings)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-        )
-        self.reports: list[dict] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.reports.append(json.loads(line))
-
-    def events(self, event: str) -> list[dict]:
-        return [r for r in list(self.reports) if r["event"] == event]
-
-    def end(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=10)
 
 
 class Pipeline:
@@ -153,7 +124,7 @@ class Pipeline:
 
     def close(self) -> None:
         for process in self.processes:
-            process.end()
+            process.end(kill=True)
         for future in self.admin.delete_topics([self.orders, self.invoices]).values():
             with contextlib.suppress(Exception):  # a leftover test topic is harmless
                 future.result(timeout=30)

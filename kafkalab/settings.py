@@ -116,7 +116,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # channels_redis waits for a message with a blocking pop of up to 5 s; redis-py 8 reads
+            # with a 5 s socket timeout by default, which cut those waits short with a TimeoutError
+            # that kills the receiving consumer (the runner, a page's socket). Longer than the pop.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
         }
     }
 else:

@@ -225,7 +225,7 @@ def test_redis_url_switches_the_channel_layer_to_channels_redis(fresh_settings):
     settings = fresh_settings(DJANGO_DEBUG="1", REDIS_URL="redis://127.0.0.1:6379/2")
     assert settings.CHANNEL_LAYERS["default"] == {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": ["redis://127.0.0.1:6379/2"]},
+        "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:6379/2", "socket_timeout": 15}]},
     }
     # A shared layer means the lab runner is its own service unless told otherwise.
     assert settings.LAB_RUNNER_EMBEDDED is False

@@ -5,7 +5,9 @@
 #   - kcat, a librdkafka command-line client: the tests write records with it, as a learner
 #     would, to show that the page reads the topic and not what the app produced;
 #   - PostgreSQL (Debian's `postgresql`), the classroom's database: the suite runs a server of
-#     its own with initdb and pg_ctl (tests/harness/postgres.py), which Debian keeps off PATH.
+#     its own with initdb and pg_ctl (tests/harness/postgres.py), which Debian keeps off PATH;
+#   - Redis (Debian's `redis-server`), the classroom's channel layer: the suite runs a server of
+#     its own (tests/harness/redis.py) for the classroom-stack test.
 set -euo pipefail
 
 have_postgres() {
@@ -21,9 +23,10 @@ missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 have_postgres || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "The tests need: ${missing[*]} (Chromium at /usr/bin/chromium; PostgreSQL's initdb and pg_ctl). Install them with your package manager." >&2
+  echo "The tests need: ${missing[*]} (Chromium at /usr/bin/chromium; PostgreSQL's initdb and pg_ctl; redis-server). Install them with your package manager." >&2
   exit 1
 fi
 sudo=""

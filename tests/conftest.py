@@ -1,5 +1,5 @@
 """Fixtures shared by the whole suite: a real Kafka cluster, a real server, a real browser, and a
-PostgreSQL of the suite's own. How each is started lives in tests/harness, shared with bench/."""
+PostgreSQL and a Redis of the suite's own. How each is started lives in tests/harness, shared with bench/."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from kafkalab.kafka.config import local_cluster
 from kafkalab.kafka.local_cluster import LocalCluster
 from tests.harness.browser import VIEWPORT, launch_chromium
 from tests.harness.postgres import PostgresServer
+from tests.harness.redis import RedisServer
 from tests.harness.server import Server
 
 
@@ -75,6 +76,14 @@ def postgres_url() -> Iterator[str]:
     loopback port; installed from Debian's packages when missing, stopped at the end."""
     with PostgresServer() as postgres:
         yield postgres.url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """REDIS_URL of a Redis of this run's own (the classroom's channel layer), on a free loopback
+    port, saving nothing; installed from Debian's packages when missing, stopped at the end."""
+    with RedisServer() as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ START_TIMEOUT = 60.0
 MIGRATE_TIMEOUT = 120.0
 STOP_TIMEOUT = 20.0
 
-# Every daphne this process started: their consumer processes are ours, even once orphaned.
+# Every daphne (or lab runner) this process started: their consumer processes are ours, even once orphaned.
 SERVER_PIDS: set[int] = set()
 
 
@@ -62,9 +62,12 @@ def server_env(cluster: LocalCluster, **extra: str) -> dict[str, str]:
 
 class Server:
     """kafkalab under daphne on a free loopback port, on a database of its own that survives a
-    restart of the server: SQLite in `root` unless `database_url` is given. `root` keeps the log."""
+    restart of the server: SQLite in `root` unless `database_url` is given. `root` keeps the log.
+    `migrated`: another server already migrated that database."""
 
-    def __init__(self, root: Path, cluster: LocalCluster, *, database_url: str | None = None, **env: str) -> None:
+    def __init__(
+        self, root: Path, cluster: LocalCluster, *, database_url: str | None = None, migrated: bool = False, **env: str
+    ) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
         self.sqlite_path = None if database_url else root / "db.sqlite3"
@@ -74,7 +77,7 @@ class Server:
         self.process: subprocess.Popen | None = None
         self.ps: psutil.Process | None = None  # kept, so that cpu_percent() measures between calls
         self.port: int | None = None
-        self._migrated = False
+        self._migrated = migrated
 
     @property
     def url(self) -> str:
@@ -187,3 +190,60 @@ class Server:
                 "SELECT setval(pg_get_serial_sequence('labs_lab', 'id'), %s) WHERE NOT EXISTS (SELECT 1 FROM labs_lab)",
                 (base,),
             )
+
+
+class LabRunnerWorker:
+    """The lab runner as a process of its own (`manage.py runworker lab-runner`), as the classroom
+    runs it: on a shared (Redis) channel layer, for web servers started with LAB_RUNNER_EMBEDDED=0."""
+
+    def __init__(self, root: Path, cluster: LocalCluster, *, database_url: str, redis_url: str, **env: str) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.env = server_env(cluster, DATABASE_URL=database_url, REDIS_URL=redis_url, LAB_RUNNER_EMBEDDED="0", **env)
+        self.log_path = root / "runworker.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "the runner has not started"
+        return self.process.pid
+
+    def start(self) -> LabRunnerWorker:
+        """Starts the worker and returns once it listens on its channel."""
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "runworker", "lab-runner"],
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        SERVER_PIDS.add(self.process.pid)  # its consumer processes are ours too
+        deadline = time.monotonic() + START_TIMEOUT
+        while "Running worker for channels" not in self.log_tail():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"runworker did not start listening:\n{self.log_tail()}")
+            time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM to its own pid; SIGKILL if it lingers."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def __enter__(self) -> LabRunnerWorker:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -320,7 +320,8 @@ class LabSocket:
     """The lab's websocket, as the page opens it: a minimal RFC 6455 client on a plain socket
     (the app's own test tools run in-process; this one talks to the real daphne)."""
 
-    def __init__(self, server_url: str, lab: Lab) -> None:
+    def __init__(self, server_url: str, lab: Lab, *, share: str | None = None) -> None:
+        """The owner's socket; with `share`, the socket of a page opened from the share link."""
         self.page = PageState()
         self._changed = threading.Condition()
         self._closed = False
@@ -329,8 +330,9 @@ class LabSocket:
         self._file = self._sock.makefile("rb")
         key = base64.b64encode(os.urandom(16)).decode()
         session = lab.browser.cookie("sessionid")
+        query = f"?share={share}" if share else ""
         handshake = (
-            f"GET /ws/labs/{lab.lab_id}/ HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            f"GET /ws/labs/{lab.lab_id}/{query} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
             f"Origin: {server_url}\r\nCookie: sessionid={session}\r\n\r\n"
         )

@@ -350,39 +350,32 @@ class LabRunner(AsyncConsumer):
 
         self.runner.in_background(answer(), reply_channel=channel)
 
-    # Consumers --------------------------------------------------------------------------------
+    # NotificationService and BillingService processes ----------------------------------------
+    # Each command names a lab and one of its processes; the lab's supervisor of that service acts.
+
+    async def _on_process(self, message: dict, command_type, service: str, action: str) -> None:
+        command = command_type.parse(message)
+        session = await self.runner.session(command.lab_id)
+        supervisor = session.supervisor if service == "consumers" else session.billing
+        await getattr(supervisor, action)(command.name)
 
     async def consumer_start(self, message: dict) -> None:
-        command = protocol.ConsumerStart.parse(message)
-        session = await self.runner.session(command.lab_id)
-        await session.supervisor.start(command.name)
+        await self._on_process(message, protocol.ConsumerStart, "consumers", "start")
 
     async def consumer_stop(self, message: dict) -> None:
-        command = protocol.ConsumerStop.parse(message)
-        session = await self.runner.session(command.lab_id)
-        await session.supervisor.stop(command.name)
+        await self._on_process(message, protocol.ConsumerStop, "consumers", "stop")
 
     async def consumer_kill(self, message: dict) -> None:
-        command = protocol.ConsumerKill.parse(message)
-        session = await self.runner.session(command.lab_id)
-        await session.supervisor.kill(command.name)
-
-    # BillingService ---------------------------------------------------------------------------
+        await self._on_process(message, protocol.ConsumerKill, "consumers", "kill")
 
     async def billing_start(self, message: dict) -> None:
-        command = protocol.BillingStart.parse(message)
-        session = await self.runner.session(command.lab_id)
-        await session.billing.start(command.name)
+        await self._on_process(message, protocol.BillingStart, "billing", "start")
 
     async def billing_stop(self, message: dict) -> None:
-        command = protocol.BillingStop.parse(message)
-        session = await self.runner.session(command.lab_id)
-        await session.billing.stop(command.name)
+        await self._on_process(message, protocol.BillingStop, "billing", "stop")
 
     async def billing_kill(self, message: dict) -> None:
-        command = protocol.BillingKill.parse(message)
-        session = await self.runner.session(command.lab_id)
-        await session.billing.kill(command.name)
+        await self._on_process(message, protocol.BillingKill, "billing", "kill")
 
 
 def _idle_text() -> str:

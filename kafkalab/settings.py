@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "kafkalab.cluster",
     "kafkalab.labs",
     "kafkalab.registry",
+    "kafkalab.classroom",
     "lessons",
 ]
 
@@ -145,8 +146,30 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 if not DEBUG:
+    # Session and CSRF cookies only travel over HTTPS; 0 only to try a deployment over plain HTTP.
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# HTTPS ends at a reverse proxy, which talks plain HTTP to daphne: its X-Forwarded-Proto header is
+# how Django learns the browser used HTTPS. Only on behind a proxy that sets that header and
+# overwrites the client's, and that nobody can bypass: anyone else could claim HTTPS with it.
+BEHIND_HTTPS_PROXY = env_bool("DJANGO_BEHIND_HTTPS_PROXY", default=False)
+if BEHIND_HTTPS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Answer plain HTTP with a redirect to https. Not without a proxy by default: daphne speaks HTTP
+# only, so a redirect would lead nowhere. Nothing is exempt: compose's healthcheck calls
+# http://127.0.0.1:8000 directly but sends X-Forwarded-Proto: https, as the proxy would.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", default=not DEBUG and BEHIND_HTTPS_PROXY)
+# HSTS: browsers that saw the site over HTTPS refuse plain HTTP to it for this many seconds. They
+# remember it, so it is off (0) until asked for: start with an hour, then a year.
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", default=False)
+# `check --deploy` asks for both whenever HSTS is on, but each is a decision about names beyond
+# this site's own host, which the domain's owner makes (the variables above turn them on):
+# W005, includeSubDomains, makes every name under the host HTTPS-only; W021, the browsers'
+# preload list, takes only a registrable domain (example.org), never a classroom's host name.
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
 
 # --- Kafka -------------------------------------------------------------------------------
 # Unset: the app talks to the local cluster (`manage.py kafka up`), whose ports follow
@@ -226,6 +249,30 @@ LAB_HOUSEKEEPING_SECONDS = env_int("LAB_HOUSEKEEPING_SECONDS", 60)
 # Threads for views that wait on Kafka, and how many of them one lab may hold at once.
 LAB_KAFKA_VIEW_THREADS = env_int("LAB_KAFKA_VIEW_THREADS", 8)
 LAB_KAFKA_REQUESTS_PER_LAB = env_int("LAB_KAFKA_REQUESTS_PER_LAB", 2)
+
+# --- Classroom ---------------------------------------------------------------------------
+# Learners per classroom: the most an instructor may allow, and what a new classroom offers.
+CLASSROOM_MAX_LEARNERS = env_int("CLASSROOM_MAX_LEARNERS", 60)
+CLASSROOM_DEFAULT_LEARNERS = env_int("CLASSROOM_DEFAULT_LEARNERS", 30)
+# Consumers per learner's lab a new classroom offers (at most LAB_MAX_CONSUMERS).
+CLASSROOM_DEFAULT_CONSUMERS_PER_LAB = env_int("CLASSROOM_DEFAULT_CONSUMERS_PER_LAB", 4)
+# Classrooms open at once, on the whole site.
+CLASSROOM_MAX_OPEN = env_int("CLASSROOM_MAX_OPEN", 10)
+# Wrong join or rejoin codes one client address may send in a window before it must wait.
+CLASSROOM_JOIN_FAILURES = env_int("CLASSROOM_JOIN_FAILURES", 20)
+CLASSROOM_JOIN_WINDOW_SECONDS = env_int("CLASSROOM_JOIN_WINDOW_SECONDS", 600)
+# How often the instructor's dashboard redraws the roster at most (seconds).
+CLASSROOM_ROSTER_INTERVAL = float(os.environ.get("CLASSROOM_ROSTER_INTERVAL", "0.5"))
+
+# Join attempts are counted here: in Redis when the processes share one (every web process sees
+# the same counts), else in this process's memory.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+LOGIN_URL = "classroom:login"
+LOGIN_REDIRECT_URL = "classroom:list"
 
 LOGGING = {
     "version": 1,

@@ -45,12 +45,15 @@ class LessonTracker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._layer = None
         self._saving: asyncio.Lock | None = None
+        self._on_progress = None
 
     # From the runner's event loop ---------------------------------------------------------------
 
-    async def load(self, *, layer) -> None:
-        """Take the lab's active lesson and current step from the database."""
+    async def load(self, *, layer, on_progress=None) -> None:
+        """Take the lab's active lesson and current step from the database. `on_progress` is
+        awaited after each step passed is saved (a classroom's dashboard reads it)."""
         self._loop, self._layer = asyncio.get_running_loop(), layer
+        self._on_progress = on_progress or self._on_progress
         self._saving = self._saving or asyncio.Lock()
         progress = await _active_progress(self.lab_id)
         lesson = lesson_by_slug(progress.lesson) if progress else None
@@ -120,6 +123,8 @@ class LessonTracker:
                 return
             passed = change.step_id if change.facts is not None else None
             await lab_publish(self._layer, self.lab_id, LabLesson(lesson=change.lesson, passed=passed))
+            if passed and self._on_progress is not None:
+                await self._on_progress()
 
 
 @database_sync_to_async

@@ -1,8 +1,9 @@
 """Who may see a lab, and who may act on it.
 
 The browser session that created a lab owns it: it sees the controls and may act. Anyone holding
-the lab's share link may watch it, read-only: no button, no form, and every action refused.
-Nobody else sees it at all.
+the lab's share link may watch it, read-only: no button, no form, and every action refused. So may
+a classroom's instructor, and its learners while the instructor's lab is followed
+(kafkalab.classroom.access). Nobody else sees it at all.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.utils import timezone
 
+from kafkalab.classroom import access as classroom_access
 from kafkalab.labs.models import Lab
 
 SESSION_KEY = "lab_ids"
@@ -63,6 +65,8 @@ def lab_viewer_role(session, lab_id: int, *, share_token: str | None) -> Role:
     if lab_id in labs_owned(session or {}) and Lab.objects.filter(pk=lab_id).exists():
         return Role.OWNER
     if share_token and Lab.objects.filter(pk=lab_id, share_token=share_token).exists():
+        return Role.OBSERVER
+    if classroom_access.may_watch(session, lab_id):  # the instructor, or a learner following them
         return Role.OBSERVER
     lab_for_owner(session or {}, lab_id)  # raises 404 or 403, as HTTP would
     raise PermissionDenied("This lab belongs to another learner.")

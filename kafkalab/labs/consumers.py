@@ -20,10 +20,13 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
+from kafkalab.classroom.selectors import notice_html
 from kafkalab.labs import live_view
 from kafkalab.labs.access import Role, lab_viewer_role
 from kafkalab.labs.live_view import RecordsBacklog, Viewer, ViewerPage
+from kafkalab.labs.models import Lab
 from kafkalab.runner.protocol import (
+    ClassroomNotice,
     LabClosed,
     LabLesson,
     LabModel,
@@ -31,6 +34,7 @@ from kafkalab.runner.protocol import (
     LabRecords,
     LabUnwatch,
     LabWatch,
+    classroom_learners_group,
     lab_group,
     runner_send,
 )
@@ -44,6 +48,7 @@ DRAWN = "drawn"
 
 class LabConsumer(AsyncWebsocketConsumer):
     viewer: Viewer | None = None
+    classroom_id: int | None = None
     closed = False
     page: ViewerPage | None = None
     backlog: RecordsBacklog | None = None
@@ -65,14 +70,21 @@ class LabConsumer(AsyncWebsocketConsumer):
         self.viewer = Viewer(lab_id=lab_id, role=role, share_token=share_token)
         self.page = ViewerPage(self.viewer)
         self.backlog = RecordsBacklog(settings.LAB_LANE_WINDOW)
+        # A classroom's lab hears its instructor: the banner, and "Follow me" turned on or off.
+        self.classroom_id = await database_sync_to_async(_classroom_of)(lab_id)
+        if self.classroom_id is not None:
+            await self.channel_layer.group_add(classroom_learners_group(self.classroom_id), self.channel_name)
         await self.accept()
-        await runner_send(LabWatch(lab_id=lab_id, reply_channel=self.channel_name), layer=self.channel_layer)
+        watch = LabWatch(lab_id=lab_id, reply_channel=self.channel_name, owner=self.viewer.can_act)
+        await runner_send(watch, layer=self.channel_layer)
 
     async def disconnect(self, code: int) -> None:
         if self.viewer is None:
             return
         await self.channel_layer.group_discard(lab_group(self.viewer.lab_id), self.channel_name)
-        await runner_send(LabUnwatch(lab_id=self.viewer.lab_id), layer=self.channel_layer)
+        if self.classroom_id is not None:
+            await self.channel_layer.group_discard(classroom_learners_group(self.classroom_id), self.channel_name)
+        await runner_send(LabUnwatch(lab_id=self.viewer.lab_id, owner=self.viewer.can_act), layer=self.channel_layer)
 
     async def close(self, code=None, reason=None) -> None:
         self.closed = True
@@ -81,7 +93,7 @@ class LabConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message: dict) -> None:
         # Updates that reach a socket once it is closed (refused after joining the group to be
         # checked, or closed before the browser answered) go nowhere: daphne can't send on it.
-        if self.closed and message["type"].startswith("lab."):
+        if self.closed and message["type"].startswith(("lab.", "classroom.")):
             return
         await super().dispatch(message)
 
@@ -137,6 +149,12 @@ class LabConsumer(AsyncWebsocketConsumer):
         if html := await database_sync_to_async(live_view.lesson_html)(self.viewer):
             await self.send(text_data=html)
 
+    async def classroom_notice(self, event: dict) -> None:
+        notice = ClassroomNotice.parse(event)
+        html = await database_sync_to_async(notice_html)(classroom_id=notice.classroom_id, lab_id=self.viewer.lab_id)
+        if html:
+            await self.send(text_data=html)
+
     async def lab_closed(self, event: dict) -> None:
         closed = LabClosed.parse(event)
         if closed.observers_only and self.viewer.can_act:
@@ -152,3 +170,7 @@ class LabConsumer(AsyncWebsocketConsumer):
             return CLOSE_NOT_FOUND
         except PermissionDenied:
             return CLOSE_FORBIDDEN
+
+
+def _classroom_of(lab_id: int) -> int | None:
+    return Lab.objects.filter(pk=lab_id).values_list("classroom_id", flat=True).first()

@@ -41,6 +41,10 @@ class Lab(models.Model):
     transaction_timeout_ms = models.PositiveIntegerField(default=TIMEOUT_MS_DEFAULT)
     transaction_open = models.JSONField(null=True, blank=True)
     transaction_ended = models.JSONField(null=True, blank=True)
+    # The classroom the lab belongs to (a learner's, or the instructor's), or None for self-study.
+    classroom = models.ForeignKey(
+        "classroom.Classroom", null=True, blank=True, on_delete=models.SET_NULL, related_name="labs"
+    )
 
     class Meta:
         ordering = ["id"]

@@ -10,6 +10,7 @@ urlpatterns = [
     path("labs/", views.lab_start, name="start"),
     path("share/<str:token>/", views.lab_shared, name="shared"),
     path("labs/<lab_id:lab_id>/", views.lab_detail, name="detail"),
+    path("labs/<lab_id:lab_id>/watch/", views.lab_watch, name="watch"),
     path("labs/<lab_id:lab_id>/state.json", views.lab_state, name="state"),
     path("labs/<lab_id:lab_id>/reset/", views.lab_reset, name="reset"),
     path("labs/<lab_id:lab_id>/share/", views.lab_share, name="share"),

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from kafkalab.classroom import selectors as classroom_selectors
 from kafkalab.labs import contract_selectors, selectors
 from kafkalab.labs.access import (
     Role,
@@ -99,9 +100,23 @@ def lab_page(request: HttpRequest, lab: Lab, *, lesson: Lesson | None = None) ->
 def lab_shared(request: HttpRequest, token: str) -> HttpResponse:
     """The lab, live and read-only, for whoever holds its share link."""
     lab = lab_for_share(token)
-    viewer = Viewer(lab_id=lab.pk, role=Role.OBSERVER, share_token=token)
+    return _observer_page(request, lab, Viewer(lab_id=lab.pk, role=Role.OBSERVER, share_token=token))
+
+
+@require_GET
+def lab_watch(request: HttpRequest, lab_id: int) -> HttpResponse:
+    """The lab, live and read-only, for a classroom's instructor, or a learner following the
+    instructor's lab (kafkalab.classroom.access); its owner gets the lab itself."""
+    if lab_viewer_role(request.session, lab_id, share_token=None) == Role.OWNER:
+        return redirect("labs:detail", lab_id=lab_id)
+    lab = Lab.objects.get(pk=lab_id)
+    return _observer_page(request, lab, Viewer(lab_id=lab.pk, role=Role.OBSERVER))
+
+
+def _observer_page(request: HttpRequest, lab: Lab, viewer: Viewer) -> HttpResponse:
     context = {"lab": lab, "viewer": viewer, "lane_window": settings.LAB_LANE_WINDOW}
     context.update(contract_selectors.editor_context(lab=lab))
+    context.update(classroom_selectors.lab_classroom_context(request.session, lab, viewer))
     return render(request, "labs/lab.html", {**context, "lesson": lesson_selectors.lesson_for_page(lab=lab)})
 
 
@@ -410,4 +425,5 @@ def _page_context(request: HttpRequest, lab: Lab, viewer: Viewer) -> dict:
         "lab_idle_hours": settings.LAB_IDLE_EXPIRY_SECONDS / 3600,
         "consumer_form": ConsumerConfigForm(),
         **contract_selectors.editor_context(lab=lab),
+        **classroom_selectors.lab_classroom_context(request.session, lab, viewer),
     }

@@ -22,6 +22,7 @@ from django.utils import timezone
 from kafkalab.kafka.consumer_config import LIVE_STATUSES, ConsumerConfig, ConsumerStatus
 from kafkalab.labs.models import BillingInstance, Lab, NotificationConsumer, OutboxEmail, Rebalance
 from kafkalab.labs.services.transactions import transactions_forget_all
+from kafkalab.runner import model as model_data
 from kafkalab.runner import protocol
 from kafkalab.runner.billing import BillingSupervisor, load_billing
 from kafkalab.runner.cluster_watcher import ClusterWatcher
@@ -51,12 +52,49 @@ class LabSession:
         self.billing = BillingSupervisor(lab_id=lab_id, live=self.live, on_change=self.changed)
         self.lessons = LessonTracker(lab_id)
         self.observer: LabObserver | None = None
+        # Pages watching the lab (of which `owners` are its learner's own), and classroom
+        # dashboards watching it: the observer runs while there is any.
         self.viewers = 0
+        self.owners = 0
+        self.dashboards = 0
         self.idle_stop: asyncio.TimerHandle | None = None
+        # Its classroom, if any: each change of its summary goes to that classroom's dashboards.
+        self.classroom_id: int | None = None
+        self._last_summary: dict | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._layer = None
+
+    @property
+    def watched(self) -> bool:
+        return bool(self.viewers or self.dashboards)
 
     def changed(self) -> None:
         if self.observer is not None:
             self.observer.request_redraw()
+
+    def summary(self, panels: dict) -> dict:
+        return model_data.lab_summary(panels, online=self.owners > 0)
+
+    def panels_drawn(self, panels: dict) -> None:
+        """From the observer's thread: tell the classroom's dashboards when the summary changed."""
+        if self.classroom_id is None or self._loop is None:
+            return
+        summary = self.summary(panels)
+        if summary == self._last_summary:
+            return
+        self._last_summary = summary
+        update = protocol.LabSummary(lab_id=self.lab_id, summary=summary)
+        push = protocol.classroom_publish(self._layer, protocol.classroom_group(self.classroom_id), update)
+        try:
+            asyncio.run_coroutine_threadsafe(push, self._loop)
+        except RuntimeError:  # the runner's loop is gone
+            push.close()
+
+    async def progress_changed(self) -> None:
+        """A lesson step passed or the lesson changed: the dashboards read the learner again."""
+        if self.classroom_id is not None:
+            group = protocol.classroom_group(self.classroom_id)
+            await protocol.classroom_publish(self._layer, group, protocol.ClassroomRoster(lab_id=self.lab_id))
 
 
 class Runner:
@@ -81,8 +119,9 @@ class Runner:
         session = self.labs.get(lab_id)
         if session is None:
             session = LabSession(lab_id)
+            session._loop, session._layer = asyncio.get_running_loop(), self.layer
             await _load_history(session)
-            await session.lessons.load(layer=self.layer)
+            await session.lessons.load(layer=self.layer, on_progress=session.progress_changed)
             # Another command may have made it while this one waited for the database.
             session = self.labs.setdefault(lab_id, session)
         return session
@@ -100,6 +139,7 @@ class Runner:
                 lessons=session.lessons,
                 loop=asyncio.get_running_loop(),
                 layer=self.layer,
+                on_panels=session.panels_drawn,
             )
             session.observer.start()
         return session.observer
@@ -114,7 +154,7 @@ class Runner:
 
     def _stop_observer_if_idle(self, session: LabSession) -> None:
         session.idle_stop = None
-        if session.viewers == 0 and session.observer is not None:
+        if not session.watched and session.observer is not None:
             session.observer.stop()
             session.observer = None
 
@@ -144,13 +184,12 @@ class Runner:
     async def forget(self, lab_id: int, reason: str) -> None:
         """The lab is gone: its processes stop, its observer ends, its viewers are told."""
         session = self.labs.pop(lab_id, None)
-        if session is None:
-            return
-        await session.supervisor.reap()
-        await session.billing.reap()
-        await session.transaction.close()
-        if session.observer is not None:
-            session.observer.stop()
+        if session is not None:
+            await session.supervisor.reap()
+            await session.billing.reap()
+            await session.transaction.close()
+            if session.observer is not None:
+                session.observer.stop()
         await protocol.lab_publish(self.layer, lab_id, LabClosed(reason=reason))
 
     # Background ---------------------------------------------------------------------------------
@@ -173,17 +212,23 @@ class Runner:
                 log.exception("lab housekeeping failed")
 
     async def housekeeping(self) -> None:
-        """Watched labs are in use; idle ones past their time are deleted."""
+        """Labs with a page open are in use; idle ones past their time are deleted, and so are the
+        labs of a closed classroom that are left (if the runner was down when it closed)."""
         watched = [lab_id for lab_id, session in self.labs.items() if session.viewers]
         await _mark_seen(watched)
         for lab_id in await _idle_lab_ids():
             await self.expire(lab_id)
+        for lab_id in await _closed_classroom_lab_ids():
+            await self.delete(lab_id, "This lab's classroom was closed, so the lab has been deleted.")
 
     async def expire(self, lab_id: int) -> None:
-        from kafkalab.labs.services.labs import lab_delete
-
         reason = f"This lab was idle for {_idle_text()} and has been deleted. Start a new one from the home page."
         log.info("lab %s expired after %s idle: deleting its processes, topics, group and rows", lab_id, _idle_text())
+        await self.delete(lab_id, reason)
+
+    async def delete(self, lab_id: int, reason: str) -> None:
+        from kafkalab.labs.services.labs import lab_delete
+
         await self.forget(lab_id, reason)
         await asyncio.to_thread(lab_delete, lab_id=lab_id)
 
@@ -226,10 +271,16 @@ class LabRunner(AsyncConsumer):
         command = protocol.LabWatch.parse(message)
         session = await self.runner.session(command.lab_id)
         session.viewers += 1
+        session.owners += command.owner
+        self._keep_observing(session)
+        if command.owner:
+            session.changed()  # the dashboard shows the learner online
+        self.runner.in_background(self._send_model(session, command.reply_channel))
+
+    def _keep_observing(self, session: LabSession) -> None:
         if session.idle_stop is not None:
             session.idle_stop.cancel()
             session.idle_stop = None
-        self.runner.in_background(self._send_model(session, command.reply_channel))
 
     async def _send_model(self, session: LabSession, channel: str) -> None:
         model = LabModel(model=await self.runner.model(session))
@@ -239,8 +290,37 @@ class LabRunner(AsyncConsumer):
         command = protocol.LabUnwatch.parse(message)
         session = await self.runner.session(command.lab_id)
         session.viewers = max(0, session.viewers - 1)
-        if session.viewers == 0:
+        if command.owner:
+            session.owners = max(0, session.owners - 1)
+            session.changed()
+        if not session.watched:
             self.runner.keep_watching(session)
+
+    # Classroom dashboards -------------------------------------------------------------------
+
+    async def classroom_watch(self, message: dict) -> None:
+        command = protocol.ClassroomWatch.parse(message)
+        for lab_id in command.lab_ids:
+            session = await self.runner.session(lab_id)
+            session.dashboards += 1
+            self._keep_observing(session)
+            self.runner.in_background(self._send_summary(session, command.reply_channel))
+
+    async def _send_summary(self, session: LabSession, channel: str) -> None:
+        observer = self.runner.observer(session)
+        await asyncio.to_thread(observer.ready.wait, READY_WAIT_SECONDS)
+        summary = session.summary(observer.model(with_records=False))
+        await self.channel_layer.send(channel, protocol.LabSummary(lab_id=session.lab_id, summary=summary).as_message())
+
+    async def classroom_unwatch(self, message: dict) -> None:
+        command = protocol.ClassroomUnwatch.parse(message)
+        for lab_id in command.lab_ids:
+            session = self.runner.labs.get(lab_id)
+            if session is None:
+                continue
+            session.dashboards = max(0, session.dashboards - 1)
+            if not session.watched:
+                self.runner.keep_watching(session)
 
     async def lab_state_ask(self, message: dict) -> None:
         command = protocol.LabStateAsk.parse(message)
@@ -286,6 +366,10 @@ class LabRunner(AsyncConsumer):
         command = protocol.LabForget.parse(message)
         await self.runner.forget(command.lab_id, command.reason)
 
+    async def lab_delete(self, message: dict) -> None:
+        command = protocol.LabDelete.parse(message)
+        self.runner.in_background(self.runner.delete(command.lab_id, command.reason))
+
     async def lab_refresh(self, message: dict) -> None:
         command = protocol.LabRefresh.parse(message)
         session = await self.runner.session(command.lab_id)
@@ -297,7 +381,8 @@ class LabRunner(AsyncConsumer):
     async def lesson_changed(self, message: dict) -> None:
         command = protocol.LessonChanged.parse(message)
         session = await self.runner.session(command.lab_id)
-        await session.lessons.load(layer=self.channel_layer)
+        await session.lessons.load(layer=self.channel_layer, on_progress=session.progress_changed)
+        await session.progress_changed()
         if session.observer is not None:
             session.observer.request_redraw()
 
@@ -406,7 +491,9 @@ def forget_transactions_of_a_previous_run() -> None:
 def _load_history(session: LabSession) -> None:
     """What earlier runs saved: consumers (stopped now), emails (to judge duplicates), the timeline."""
     live = session.live
-    ended = Lab.objects.filter(pk=session.lab_id).values_list("transaction_ended", flat=True).first()
+    ended, session.classroom_id = Lab.objects.filter(pk=session.lab_id).values_list(
+        "transaction_ended", "classroom_id"
+    ).first() or (None, None)
     live.note_transaction(current=None, ended=ended)
     session.transaction.ended = ended
     sent = OutboxEmail.objects.filter(lab_id=session.lab_id, missed=False)  # a missed email was never sent
@@ -432,6 +519,11 @@ def _load_history(session: LabSession) -> None:
 def _mark_seen(lab_ids: list[int]) -> None:
     if lab_ids:
         Lab.objects.filter(pk__in=lab_ids).update(last_seen_at=timezone.now())
+
+
+@database_sync_to_async
+def _closed_classroom_lab_ids() -> list[int]:
+    return list(Lab.objects.filter(classroom__closed_at__isnull=False).values_list("pk", flat=True))
 
 
 @database_sync_to_async

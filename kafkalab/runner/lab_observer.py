@@ -218,8 +218,12 @@ class LabObserver:
         lessons: LessonTracker | None = None,
         dlq_topic: str | None = None,
         invoices_topic: str | None = None,
+        on_panels=None,
     ) -> None:
         self.lab_id = lab_id
+        # Called (on this thread) with each model the panels are drawn from: a classroom's
+        # dashboard summary is made from it (kafkalab.runner.consumer.LabSession).
+        self._on_panels = on_panels
         self.topic = topic
         # lab-<id>.orders.dlq: named after the orders topic, as the lab names it.
         self.dlq_topic = dlq_topic or f"{topic}.dlq"
@@ -663,6 +667,8 @@ class LabObserver:
             self._redraw.set()  # the viewers are still busy with the last ones: next time
             return
         panels = self.model(with_records=False)
+        if self._on_panels is not None:
+            self._on_panels(panels)
         if panels == self._last_panels:
             return
         self._last_panels = panels

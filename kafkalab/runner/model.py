@@ -284,3 +284,41 @@ def live_data(live: LabLive) -> dict[str, Any]:
             "transaction": live.transaction,
             "transaction_ended": live.transaction_ended,
         }
+
+
+SUMMARY_ERRORS = 3
+SUMMARY_ERROR_CHARS = 140
+
+
+def lab_summary(panels: dict[str, Any], *, online: bool) -> dict[str, Any]:
+    """A lab's health in one line, for a classroom's dashboard: from the model (without records)
+    and whether its learner has the lab open now."""
+    consumers = panels.get("consumers", [])
+    group = (panels.get("groups") or [{}])[0]
+    lag = group.get("lag") or {}
+    orders = (panels.get("topics") or [{}])[0]
+    blocked = [p["partition"] for p in orders.get("partitions", []) if p.get("blocked_at") is not None]
+    return {
+        "online": online,
+        "consumers_running": sum(1 for c in consumers if c["status"] == "running"),
+        "consumers_live": sum(1 for c in consumers if c["live"]),
+        "lag": sum(lag.values()) if lag else None,
+        "errors": _summary_errors(panels, consumers, group, blocked),
+        "open_transaction": panels.get("transaction") is not None,
+        "billing_live": sum(1 for b in panels.get("billing", {}).get("instances", []) if b["live"]),
+        "blocked": blocked,
+    }
+
+
+def _summary_errors(panels: dict, consumers: list[dict], group: dict, blocked: list[int]) -> list[str]:
+    errors = []
+    if group.get("error"):
+        errors.append(f"Kafka: {group['error']}")
+    for consumer in consumers:
+        if consumer["status"] == "crashed" or consumer["failures"].get("crash_looping"):
+            errors.append(f"{consumer['name']} crashed: {consumer['last_error'] or 'no reason given'}")
+    for instance in panels.get("billing", {}).get("instances", []):
+        if instance["status"] == "crashed":
+            errors.append(f"BillingService {instance['name']} crashed: {instance['last_error'] or 'no reason given'}")
+    errors += [f"partition {p} blocked by a poison record" for p in blocked]
+    return [error[:SUMMARY_ERROR_CHARS] for error in errors]

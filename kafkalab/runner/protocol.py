@@ -36,6 +36,16 @@ def lab_group(lab_id: int) -> str:
     return f"lab.{lab_id}"
 
 
+def classroom_group(classroom_id: int) -> str:
+    """The group of a classroom's dashboards: its labs' summaries and roster changes."""
+    return f"classroom.{classroom_id}"
+
+
+def classroom_learners_group(classroom_id: int) -> str:
+    """The group of a classroom's learners' lab pages: the banner and "Follow me"."""
+    return f"classroom.{classroom_id}.learners"
+
+
 class RunnerUnavailable(Exception):
     """The lab runner did not answer in time."""
 
@@ -70,17 +80,46 @@ class ClusterWatch(Message):
 
 @dataclass(frozen=True)
 class LabWatch(Message):
-    """A viewer opened the lab: keep its observer running and send it the whole model."""
+    """A viewer opened the lab: keep its observer running and send it the whole model. `owner`:
+    the viewer is the lab's own learner (a classroom's dashboard shows them online)."""
 
     type: ClassVar[str] = "lab.watch"
     lab_id: int
     reply_channel: str
+    owner: bool = False
 
 
 @dataclass(frozen=True)
 class LabUnwatch(Message):
     type: ClassVar[str] = "lab.unwatch"
     lab_id: int
+    owner: bool = False
+
+
+@dataclass(frozen=True)
+class ClassroomWatch(Message):
+    """A dashboard opened: keep these labs' observers running, and send each one's summary to
+    `reply_channel` (later ones go to the classroom's group)."""
+
+    type: ClassVar[str] = "classroom.watch"
+    lab_ids: list[int]
+    reply_channel: str
+
+
+@dataclass(frozen=True)
+class ClassroomUnwatch(Message):
+    type: ClassVar[str] = "classroom.unwatch"
+    lab_ids: list[int]
+
+
+@dataclass(frozen=True)
+class LabDelete(Message):
+    """Delete the lab now (its classroom closed): stop its processes, tell its viewers `reason`,
+    delete its topics, group and rows."""
+
+    type: ClassVar[str] = "lab.delete"
+    lab_id: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -312,6 +351,34 @@ class LabClosed(Message):
     observers_only: bool = False
 
 
+# --- Updates: a classroom's dashboards and learners -------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabSummary(Message):
+    """One lab's line on the dashboard, when it changed (kafkalab.runner.model.lab_summary)."""
+
+    type: ClassVar[str] = "classroom.summary"
+    lab_id: int
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ClassroomRoster(Message):
+    """A learner joined, or a lab was reset or deleted: the dashboard reads that learner again."""
+
+    type: ClassVar[str] = "classroom.roster"
+    lab_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ClassroomNotice(Message):
+    """The instructor's banner and whether "Follow me" is on, for every learner's page."""
+
+    type: ClassVar[str] = "classroom.notice"
+    classroom_id: int
+
+
 @dataclass(frozen=True)
 class ClusterUpdate(Message):
     type: ClassVar[str] = "cluster.update"
@@ -352,3 +419,11 @@ async def reply(layer, reply_channel: str, *, data: dict[str, Any] | None = None
 
 async def lab_publish(layer, lab_id: int, update: Message) -> None:
     await layer.group_send(lab_group(lab_id), update.as_message())
+
+
+async def classroom_publish(layer, group: str, update: Message) -> None:
+    await layer.group_send(group, update.as_message())
+
+
+def classroom_publish_sync(group: str, update: Message) -> None:
+    async_to_sync(classroom_publish)(get_channel_layer(), group, update)

@@ -38,13 +38,16 @@ def consumer_restart(*, lab: Lab, name: str) -> None:
 
 
 def _lock_for_start(lab: Lab) -> None:
-    cap = settings.LAB_MAX_CONSUMERS
+    cap, whose = settings.LAB_MAX_CONSUMERS, "A lab"
+    classroom = lab.classroom
+    if classroom is not None and classroom.max_consumers_per_lab < cap:
+        cap, whose = classroom.max_consumers_per_lab, f"In {classroom.name}, a lab"
     lab_lock_for_start(
         lab=lab,
         running=lab.consumers,
         cap=cap,
         resetting="This lab is being reset. Add consumers once the reset is done.",
-        full=f"A lab runs at most {cap} consumers at once. Stop or kill one before adding another.",
+        full=f"{whose} runs at most {cap} consumers at once. Stop or kill one before adding another.",
     )
 
 

@@ -44,8 +44,11 @@ INITIAL_PARTITIONS = 4
 REAP_TIMEOUT_SECONDS = 30
 
 
-def lab_create(*, client_address: str) -> Lab:
-    """A new lab with its topics. Refused at the caps; nothing is kept if Kafka can't make the topics."""
+def lab_create(*, client_address: str, classroom=None) -> Lab:
+    """A new lab with its topics. Refused at the caps; nothing is kept if Kafka can't make the topics.
+
+    A classroom's labs skip the per-address cap: thirty learners may share one school router, and
+    the classroom's own learner limit bounds them (kafkalab.classroom.services)."""
     with transaction.atomic():
         _lock_labs_table()
         if Lab.objects.count() >= settings.LAB_MAX_LABS:
@@ -53,12 +56,13 @@ def lab_create(*, client_address: str) -> Lab:
                 f"This kafkalab already runs {settings.LAB_MAX_LABS} labs, its limit. "
                 "Try again when someone's idle lab has expired, or ask whoever runs it to raise LAB_MAX_LABS."
             )
-        if Lab.objects.filter(client_address=client_address).count() >= settings.LAB_MAX_LABS_PER_ADDRESS:
+        per_address = Lab.objects.filter(client_address=client_address, classroom__isnull=True).count()
+        if classroom is None and per_address >= settings.LAB_MAX_LABS_PER_ADDRESS:
             raise LabLimitReached(
                 f"Your address already has {settings.LAB_MAX_LABS_PER_ADDRESS} labs, the limit per address. "
                 "Use one of them, or wait until an idle one expires."
             )
-        lab = Lab.objects.create(client_address=client_address)
+        lab = Lab.objects.create(client_address=client_address, classroom=classroom)
     try:
         # A new lab starts empty, even if topics of that name survive from an older database.
         _topics_delete(lab=lab)

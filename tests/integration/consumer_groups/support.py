@@ -2,7 +2,8 @@
 
 - `Server` (the harness's daphne) and `Browser` (HTTP with the session and CSRF cookies a
   browser keeps) come from tests/harness; `Lab`: one learner's lab.
-- `LabSocket`: the lab's websocket, read as the page reads it (consumer cards, outbox, lanes).
+- `LabSocket`: the lab's websocket (tests/harness/websocket.py), read as the page reads it
+  (consumer cards, outbox, lanes).
 - `service_processes`: the consumer processes on this machine that this test run started.
 
 Everything here only observes or drives the app from outside: Kafka's own view comes from an
@@ -11,16 +12,11 @@ AdminClient in the test, not from the app's state.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-import os
 import re
-import socket
-import struct
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,10 +29,11 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from kafkalab.kafka.consumer_config import ConsumerConfig
 from kafkalab.kafka.group_watch import GroupSnapshot, ProbeHub
 from kafkalab.kafka.groups import GroupDescription
-from tests.harness.http_browser import HTTP_TIMEOUT, Response
 from tests.harness.http_browser import Browser as Browser  # re-exported: the tests import it from here
+from tests.harness.http_browser import Response
 from tests.harness.server import SERVER_PIDS
 from tests.harness.server import Server as Server  # re-exported: the tests import it from here
+from tests.harness.websocket import Websocket
 
 T = TypeVar("T")
 
@@ -282,9 +279,15 @@ class PageState:
     boxes: dict[tuple[int, int], str | None] = field(default_factory=dict)
     markers: dict[tuple[int, int], str] = field(default_factory=dict)  # (partition, offset) → commit/abort
     ends: dict[int, tuple[int | None, int | None]] = field(default_factory=dict)  # partition → (log end, LSO)
+    notice: str = ""  # a classroom's banner and "Follow me" link, as last pushed
+    closed_reason: str = ""  # why the server closed the page, when it said so
 
     def apply(self, fragment: str) -> None:
         self._apply_lanes(fragment)
+        if 'id="classroom-notice"' in fragment:
+            self.notice = fragment
+        if 'id="lab-closed"' in fragment:
+            self.closed_reason = fragment
         if 'id="group-live"' in fragment:
             live = fragment.split('id="rebalances"')[0]
             chunks = live.split('<article class="consumer-card')[1:]
@@ -317,33 +320,22 @@ class PageState:
 
 
 class LabSocket:
-    """The lab's websocket, as the page opens it: a minimal RFC 6455 client on a plain socket
-    (the app's own test tools run in-process; this one talks to the real daphne)."""
+    """The lab's websocket, as the page opens it, read into a PageState."""
 
     def __init__(self, server_url: str, lab: Lab, *, share: str | None = None) -> None:
         """The owner's socket; with `share`, the socket of a page opened from the share link."""
         self.page = PageState()
         self._changed = threading.Condition()
         self._closed = False
-        host, port = urllib.parse.urlparse(server_url).netloc.split(":")
-        self._sock = socket.create_connection((host, int(port)), timeout=HTTP_TIMEOUT)
-        self._file = self._sock.makefile("rb")
-        key = base64.b64encode(os.urandom(16)).decode()
-        session = lab.browser.cookie("sessionid")
+        self.close_code: int | None = None
         query = f"?share={share}" if share else ""
-        handshake = (
-            f"GET /ws/labs/{lab.lab_id}/{query} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Origin: {server_url}\r\nCookie: sessionid={session}\r\n\r\n"
+        self._socket = Websocket(
+            server_url,
+            f"/ws/labs/{lab.lab_id}/{query}",
+            session=lab.browser.cookie("sessionid"),
+            on_text=self._apply,
+            on_close=self._closing,
         )
-        self._sock.sendall(handshake.encode())
-        status = self._file.readline().decode()
-        assert " 101 " in status, f"websocket refused: {status!r}"
-        while self._file.readline() not in (b"\r\n", b""):
-            pass
-        self._sock.settimeout(None)
-        self._reader = threading.Thread(target=self._read_forever, name=f"lab-socket-{lab.lab_id}", daemon=True)
-        self._reader.start()
 
     def wait(self, probe: Callable[[PageState], T], what: str, *, timeout: float = WAIT) -> T:
         """The first truthy value `probe` returns for the page as pushed so far."""
@@ -357,6 +349,16 @@ class LabSocket:
                 assert remaining > 0 and not self._closed, f"the page never showed {what} (cards: {self.page.cards})"
                 self._changed.wait(min(remaining, 0.5))
 
+    def wait_closed(self, *, timeout: float = WAIT) -> int | None:
+        """The close code, once the server closed the socket."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not self._closed:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, "the server did not close the socket"
+                self._changed.wait(min(remaining, 0.5))
+        return self.close_code
+
     def __enter__(self) -> LabSocket:
         return self
 
@@ -364,47 +366,17 @@ class LabSocket:
         self.close()
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._send(0x8, struct.pack("!H", 1000))
-            self._sock.shutdown(socket.SHUT_RDWR)
-        self._sock.close()
-        self._reader.join(timeout=10)
+        self._socket.close()
 
-    def _read_forever(self) -> None:
-        message = b""
-        try:
-            while True:
-                head = self._file.read(2)
-                if len(head) < 2:
-                    return
-                opcode, length = head[0] & 0x0F, head[1] & 0x7F
-                if length == 126:
-                    (length,) = struct.unpack("!H", self._file.read(2))
-                elif length == 127:
-                    (length,) = struct.unpack("!Q", self._file.read(8))
-                payload = self._file.read(length)  # a server never masks its frames
-                if opcode == 0x9:
-                    self._send(0xA, payload)
-                elif opcode == 0x8:
-                    return
-                elif opcode in (0x0, 0x1):
-                    message += payload
-                    if head[0] & 0x80:
-                        with self._changed:
-                            self.page.apply(message.decode())
-                            self._changed.notify_all()
-                        message = b""
-        except (OSError, ValueError):
-            return
-        finally:
-            with self._changed:
-                self._closed = True
-                self._changed.notify_all()
+    def _apply(self, text: str) -> None:
+        with self._changed:
+            self.page.apply(text)
+            self._changed.notify_all()
 
-    def _send(self, opcode: int, payload: bytes) -> None:
-        mask = os.urandom(4)  # a client always masks
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self._sock.sendall(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked)
+    def _closing(self, code: int | None) -> None:
+        with self._changed:
+            self._closed, self.close_code = True, code
+            self._changed.notify_all()
 
 
 # --- Consumer processes -----------------------------------------------------------------------

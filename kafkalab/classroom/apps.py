@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ClassroomConfig(AppConfig):
+    name = "kafkalab.classroom"
+    label = "classroom"
+    verbose_name = "Classrooms"

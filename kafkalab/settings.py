@@ -7,6 +7,7 @@ cluster that `manage.py kafka up` starts), SCHEMA_REGISTRY_URL (else the embedde
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -242,6 +243,11 @@ LAB_MAX_LABS = env_int("LAB_MAX_LABS", 200)
 LAB_MAX_LABS_PER_ADDRESS = env_int("LAB_MAX_LABS_PER_ADDRESS", 10)
 # Proxies whose X-Forwarded-For names the client; unset, the address is the connection's own.
 LAB_TRUSTED_PROXIES = env_list("LAB_TRUSTED_PROXIES", [])
+for _entry in LAB_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_entry, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"LAB_TRUSTED_PROXIES: {_entry!r} is not an address or a network") from exc
 # A lab nobody used for this long is deleted: processes, topics, group and rows.
 LAB_IDLE_EXPIRY_SECONDS = env_int("LAB_IDLE_EXPIRY_SECONDS", 24 * 3600)
 # How often the lab runner deletes expired labs (and marks labs with a page open as in use).

@@ -11,7 +11,7 @@ import traceback
 from bench.report import format_table, load_average, machine_line
 
 # In the order they run; each names a module bench.<name> with run() -> list[Figure].
-SECTIONS = ("cluster", "lab", "consumers", "state", "lessons", "schemas", "transactions", "billing")
+SECTIONS = ("cluster", "lab", "consumers", "state", "lessons", "schemas", "transactions", "billing", "classroom")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,11 +23,13 @@ spread), as any other client may. Over a window of BENCH_CLASSROOM_SECONDS (60) 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -318,7 +320,7 @@ class KafkaReader:
     """A plain consumer of every lab's topic in the bench: the floor under the screen latency."""
 
     def __init__(self, bootstrap: str, topics: list[str]) -> None:
-        self.latencies: list[tuple[int, float]] = []
+        self.rows: list[tuple[str, int, float]] = []  # (topic, CreateTime, ms from it to receipt)
         self._stop = threading.Event()
         self._consumer = Consumer(
             {"bootstrap.servers": bootstrap, "group.id": "bench-classroom-reader", "fetch.wait.max.ms": 20}
@@ -335,7 +337,7 @@ class KafkaReader:
             message = self._consumer.poll(0.05)
             if message is not None and message.error() is None:
                 created = message.timestamp()[1]
-                self.latencies.append((created, time.time() * 1000 - created))
+                self.rows.append((message.topic(), created, time.time() * 1000 - created))
 
     def stop(self) -> None:
         self._stop.set()
@@ -408,12 +410,18 @@ def measure(stack: Stack, chromium) -> list[Figure]:
         reader = KafkaReader(stack.bootstrap, topics)
         pacer = Pacer(stack.bootstrap, topics)
         try:
-            time.sleep(WARM_UP_SECONDS)
-            result = measure_window(stack, learners, dashboard)
+            try:
+                time.sleep(WARM_UP_SECONDS)
+                result = measure_window(stack, learners, dashboard)
+            finally:
+                pacer.stop()
+            progress(
+                f"production stopped; waiting up to {DRAIN_TIMEOUT_S:.0f} s for the window's boxes to reach every screen"
+            )
+            result.update(drain(learners, reader, result, produced=pacer.produced))
         finally:
-            pacer.stop()
             reader.stop()
-        result.update(produced=pacer.produced, failed=pacer.failed, kafka=reader.latencies)
+        result.update(produced=pacer.produced, failed=pacer.failed)
         return figures_for(stack, learners, dashboard, result, ramp_s=ramp_s, batches=batches)
     finally:
         tear_down(stack, classroom, dashboard, learners)
@@ -429,17 +437,22 @@ def measure_window(stack: Stack, learners: list[Learner], dashboard: DashboardSo
     runner_children_at_start = psutil.Process(stack.runner.pid).cpu_times()
     system_at_start = psutil.cpu_times()
     pushes_at_start = dashboard.pushes
+    busy_threads: dict[str, list[int]] = {}
     started_ms = time.time() * 1000
     started = time.perf_counter()
     progress(f"measuring for {WINDOW_SECONDS:.0f} s: {DASHBOARD_SAMPLES} lesson begins timed to the dashboard")
     actions = []
     sampler = threading.Event()
-    memory_thread = threading.Thread(target=_sample_memory_until, args=(stack, usage, sampler), daemon=True)
+    memory_thread = threading.Thread(
+        target=_sample_until, args=(stack, usage, busy_threads, sampler), name="bench-classroom-sampler", daemon=True
+    )
     memory_thread.start()
     for n in range(DASHBOARD_SAMPLES):
         time.sleep(max(0.0, started + n * WINDOW_SECONDS / DASHBOARD_SAMPLES - time.perf_counter()))
         learner = learners[n % len(learners)]
         actions.append(time_lesson_begin(learner, dashboard, LESSONS[(n // len(learners)) % len(LESSONS)]))
+    if (late := started + WINDOW_SECONDS - time.perf_counter()) < 0:
+        progress(f"the dashboard samples ran {-late:.0f} s past the window")
     time.sleep(max(0.0, started + WINDOW_SECONDS - time.perf_counter()))
     window_s = time.perf_counter() - started
     ended_ms = time.time() * 1000
@@ -457,33 +470,82 @@ def measure_window(stack: Stack, learners: list[Learner], dashboard: DashboardSo
     )
     sampler.set()
     memory_thread.join(timeout=60)
-    load = load_average()
-    screens = [row for learner in learners if learner.screen for row in learner.screen.latencies]
-    pages = []
-    for learner in learners:
-        if learner.page is not None:
-            pages += [(ts, latency) for ts, latency, _ in learner.page.evaluate("() => window.__bench.latencies")]
-    in_window = lambda rows: [latency for ts, latency in rows if started_ms <= ts <= ended_ms]  # noqa: E731
     return {
         "window_s": window_s,
         "usage": usage,
         "system_busy_s": busy,
-        "load": load,
-        "screens": in_window(screens),
-        "pages": in_window(pages),
+        "load": load_average(),
+        "busy_threads": busy_threads,
         "actions": actions,
         "dashboard_pushes": dashboard.pushes - pushes_at_start,
-        "in_window": in_window,
         "started_ms": started_ms,
         "ended_ms": ended_ms,
     }
 
 
-def _sample_memory_until(stack: Stack, usage: Usage, done: threading.Event) -> None:
-    while True:
-        sample_memory(stack, usage)
-        if done.wait(10):
+def _sample_until(stack: Stack, usage: Usage, busy_threads: dict[str, list[int]], done: threading.Event) -> None:
+    """Memory every 10 s; every 5 s, the threads ready to run (state R), per kind and in all."""
+    for n in itertools.count():
+        if n % 2 == 0:
+            sample_memory(stack, usage)
+        for kind, processes in kinds_with_chromium(stack).items():
+            busy_threads.setdefault(kind, []).append(sum(runnable_threads(p.pid) for p in processes))
+        busy_threads.setdefault("machine", []).append(procs_running())
+        if done.wait(5):
             return
+
+
+def runnable_threads(pid: int) -> int:
+    running = 0
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/stat") as stat:
+                running += stat.read().rpartition(")")[2].split()[0] == "R"
+    return running
+
+
+def procs_running() -> int:
+    """Threads ready to run on the whole machine, now (the load average is its moving mean)."""
+    with open("/proc/stat") as stat:
+        return next(int(line.split()[1]) for line in stat if line.startswith("procs_running"))
+
+
+def drain(learners: list[Learner], reader: KafkaReader, window: dict, *, produced: int) -> dict:
+    """Once production stopped: wait until every screen shows every record its lab got in the
+    window (as Kafka holds them, read by the bench's reader), then take the latencies."""
+    started_ms, ended_ms = window["started_ms"], window["ended_ms"]
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while len(reader.rows) < produced and time.monotonic() < deadline:
+        time.sleep(0.5)
+    expected = Counter(topic for topic, ts, _ in list(reader.rows) if started_ms <= ts <= ended_ms)
+
+    def shown() -> dict[int, list[tuple[int, float]]]:
+        return {
+            learner.number: [(ts, ms) for ts, ms in screen_rows(learner) if started_ms <= ts <= ended_ms]
+            for learner in learners
+        }
+
+    stopped = time.monotonic()
+    rows = shown()
+    while time.monotonic() < deadline and any(len(rows[n.number]) < expected[n.lab.topic] for n in learners):
+        time.sleep(1)
+        rows = shown()
+    short = sum(max(0, expected[n.lab.topic] - len(rows[n.number])) for n in learners)
+    kafka = [(ts, ms) for _, ts, ms in reader.rows if started_ms <= ts <= ended_ms]
+    return {
+        "screens": [row for n in learners if n.screen for row in rows[n.number]],
+        "pages": [row for n in learners if n.page for row in rows[n.number]],
+        "kafka": kafka,
+        "expected": expected,
+        "never_shown": short,
+        "drained_s": time.monotonic() - stopped,
+    }
+
+
+def screen_rows(learner: Learner) -> list[tuple[int, float]]:
+    if learner.screen is not None:
+        return list(learner.screen.latencies)
+    return [(ts, ms) for ts, ms, _ in learner.page.evaluate("() => window.__bench.latencies")]
 
 
 def time_lesson_begin(learner: Learner, dashboard: DashboardSocket, lesson: tuple[str, str]) -> tuple[float, float]:
@@ -495,7 +557,10 @@ def time_lesson_begin(learner: Learner, dashboard: DashboardSocket, lesson: tupl
     answered = time.perf_counter()
     if response.status != 200:
         raise RuntimeError(f"beginning {slug} answered {response.status}: {response.text[:300]}")
-    dashboard.wait(row_says(learner.lab, shown), f"learner {learner.number} on {shown}", timeout=ROW_TIMEOUT_S)
+    try:
+        dashboard.wait(row_says(learner.lab, shown), f"learner {learner.number} on {shown}", timeout=ROW_TIMEOUT_S)
+    except AssertionError:
+        return (answered - started) * 1000, float("inf")  # never shown: counted, not timed
     return (answered - started) * 1000, (time.perf_counter() - started) * 1000
 
 
@@ -531,31 +596,33 @@ def figures_for(
 ) -> list[Figure]:
     usage: Usage = result["usage"]
     window_s = result["window_s"]
-    screens, pages = result["screens"], result["pages"]
-    kafka = result["in_window"](result["kafka"])
+    rows = {"websocket": result["screens"], "Chromium": result["pages"]}
+    kafka = [ms for _, ms in result["kafka"]]
+    expected = result["expected"]
     sockets = len([learner for learner in learners if learner.screen])
-    expected = EVENTS_PER_SECOND * window_s
-    stack_kinds = [kind for kind in usage.rss if kind not in ("Chromium", "bench driver")]
+    stack_kinds = [kind for kind in usage.rss if kind not in NOT_THE_STACK]
     stack_rss = sum(usage.rss[kind] for kind in stack_kinds)
     stack_pss = sum(usage.pss[kind] for kind in stack_kinds)
     posts = [post for post, _ in result["actions"]]
-    shown = [total for _, total in result["actions"]]
+    shown = [total for _, total in result["actions"] if total != float("inf")]
     cpu = usage.cpu_seconds
-    stack_cpu = sum(seconds for kind, seconds in cpu.items() if kind not in ("Chromium", "bench driver"))
-    cores = psutil.cpu_count(logical=True)
-    figures = [
+    stack_cpu = sum(seconds for kind, seconds in cpu.items() if kind not in NOT_THE_STACK)
+    busy = {kind: sum(counts) / len(counts) for kind, counts in result["busy_threads"].items() if counts}
+    never_shown = len(result["actions"]) - len(shown)
+    drained = "every screen had them" if not result["never_shown"] else f"{result['never_shown']:,} boxes never shown"
+    return [
         Figure(
             "learners joined",
             len(learners),
             "learners",
-            f"{sockets} websocket clients, {len(learners) - sockets} Chromium pages; 2 daphnes, dashboard open",
+            f"{sockets} websocket clients, {len(learners) - sockets} Chromium pages; on 2 daphnes; dashboard open",
             digits=0,
         ),
         Figure(
             "consumer processes running",
             usage.counts.get("consumers", 0),
             "processes",
-            f"{CONSUMERS_PER_LAB} per lab, NotificationService, children of the runner",
+            f"{CONSUMERS_PER_LAB} per lab: NotificationService, children of the runner",
             digits=0,
         ),
         Figure(
@@ -565,21 +632,24 @@ def figures_for(
             f"batches of {JOIN_BATCH}: slowest {max(batches):.0f} s, last {batches[-1]:.0f} s",
         ),
         Figure(
-            "events produced in all",
-            result["produced"],
+            "events produced in the window",
+            sum(expected.values()),
             "events",
-            f"{EVENTS_PER_SECOND}/s per lab, {result['failed']} failed; window {window_s:.0f} s after {WARM_UP_SECONDS:.0f} s warm-up",
+            f"{EVENTS_PER_SECOND}/s per lab for {window_s:.0f} s after {WARM_UP_SECONDS:.0f} s warm-up; "
+            f"{result['failed']} failed; {drained} {result['drained_s']:.0f} s after production stopped",
             digits=0,
         ),
-        *latency_figures("Kafka → learner screen (websocket)", screens, kafka, expected * sockets, goal=True),
-        *latency_figures(
-            "Kafka → learner screen (Chromium)", pages, kafka, expected * (len(learners) - sockets), goal=True
+        *(
+            figure
+            for kind, latencies in rows.items()
+            for figure in latency_figures(f"Kafka → learner screen ({kind})", latencies, result)
         ),
         Figure(
             "Kafka alone p50",
             percentile(kafka, 50),
             "ms",
-            f"p99 {percentile(kafka, 99):.0f} ms: CreateTime → a plain consumer of every lab topic in the bench",
+            f"p99 {percentile(kafka, 99):.0f} ms; first/last 10 s p50 {trend(result['kafka'], result)}: "
+            "CreateTime → a plain consumer of every lab topic in the bench",
             digits=0,
         ),
         Figure("learner action → dashboard p50", percentile(shown, 50), "ms", digits=0),
@@ -587,8 +657,9 @@ def figures_for(
             "learner action → dashboard p99",
             percentile(shown, 99),
             "ms",
-            f"{len(shown)} lesson begins: form post → roster row names it; the post alone p50 "
-            f"{percentile(posts, 50):.0f} / p99 {percentile(posts, 99):.0f} ms",
+            f"{len(result['actions'])} lesson begins ({never_shown} not shown within {ROW_TIMEOUT_S:.0f} s): "
+            f"form post → roster row names it; the post alone p50 {percentile(posts, 50):.0f} / "
+            f"p99 {percentile(posts, 99):.0f} ms",
             digits=0,
         ),
         Figure(
@@ -603,7 +674,7 @@ def figures_for(
             stack_rss / GB,
             "GB",
             f"goal ≤ {MEMORY_GOAL_GB} GB: {'met' if stack_rss / GB <= MEMORY_GOAL_GB else 'NOT met'}; "
-            f"PSS {stack_pss / GB:.2f} GB (shared pages once); largest of samples every 10 s",
+            f"PSS {stack_pss / GB:.2f} GB (shared pages counted once); the largest of samples every 10 s",
             digits=2,
         ),
         *(
@@ -624,36 +695,54 @@ def figures_for(
                 f"{usage.counts[kind]} processes, PSS {usage.pss[kind] / MIB:.0f} MiB",
                 digits=0,
             )
-            for kind in ("Chromium", "bench driver")
+            for kind in NOT_THE_STACK
         ),
         Figure(
             "stack CPU",
             stack_cpu / window_s,
             "cores",
-            f"CPU-s per s over the window, of {cores}; machine busy {result['system_busy_s'] / window_s:.2f} cores "
-            f"(all processes, incl. Chromium, the bench and anything else)",
+            f"CPU-s per s over the window, of {psutil.cpu_count(logical=True)}; the machine was busy "
+            f"{result['system_busy_s'] / window_s:.2f} cores (everything: Chromium, the bench, short-lived processes)",
             digits=2,
         ),
         *(
-            Figure(f"  CPU {kind}", cpu[kind] / window_s, "cores", digits=2)
+            Figure(f"  CPU {kind}", cpu[kind] / window_s, "cores", _busy_note(busy, kind), digits=2)
             for kind in sorted(cpu, key=lambda k: -cpu[k])
-            if kind not in ("Chromium", "bench driver")
+            if kind not in NOT_THE_STACK
         ),
         *(
-            Figure(f"CPU {kind} (not the stack)", cpu[kind] / window_s, "cores", digits=2)
-            for kind in ("Chromium", "bench driver")
+            Figure(f"CPU {kind} (not the stack)", cpu[kind] / window_s, "cores", _busy_note(busy, kind), digits=2)
+            for kind in NOT_THE_STACK
         ),
-        Figure("load during the window", os.getloadavg()[0], "", result["load"], digits=2),
+        Figure(
+            "threads ready to run",
+            busy.get("machine", float("nan")),
+            "threads",
+            f"mean of samples every 5 s, whole machine (2 cores run 2 at once); {result['load']} at the window's end",
+            digits=1,
+        ),
         *log_figures(stack),
     ]
-    return figures
 
 
-def latency_figures(
-    label: str, latencies: list[float], kafka: list[float], expected: float, *, goal: bool
-) -> list[Figure]:
-    if not latencies and expected == 0:
+NOT_THE_STACK = ("Chromium", "bench driver")
+
+
+def _busy_note(busy: dict[str, float], kind: str) -> str:
+    return f"{busy[kind]:.1f} threads ready to run, on average" if kind in busy else ""
+
+
+def trend(rows: list[tuple[int, float]], window: dict) -> str:
+    """p50 of the records created in the window's first 10 s, and of those in its last 10 s."""
+    first = [ms for ts, ms in rows if ts < window["started_ms"] + 10_000]
+    last = [ms for ts, ms in rows if ts > window["ended_ms"] - 10_000]
+    return f"{percentile(first, 50):.0f} → {percentile(last, 50):.0f} ms"
+
+
+def latency_figures(label: str, rows: list[tuple[int, float]], result: dict) -> list[Figure]:
+    if not rows:
         return []
+    latencies = [ms for _, ms in rows]
     p99 = percentile(latencies, 99)
     verdict = "met" if p99 <= SCREEN_GOAL_MS else f"NOT met, by {p99 - SCREEN_GOAL_MS:.0f} ms"
     return [
@@ -661,16 +750,14 @@ def latency_figures(
             f"{label} p50",
             percentile(latencies, 50),
             "ms",
-            f"{len(latencies)} boxes, {len(latencies) / expected:.0%} of those produced in the window"
-            if expected
-            else "",
+            f"{len(latencies):,} boxes; first/last 10 s of the window p50 {trend(rows, result)}",
             digits=0,
         ),
         Figure(
             f"{label} p99",
             p99,
             "ms",
-            f"goal ≤ {SCREEN_GOAL_MS} ms: {verdict}; p95 {percentile(latencies, 95):.0f}, max {max(latencies, default=float('nan')):.0f} ms",
+            f"goal ≤ {SCREEN_GOAL_MS} ms: {verdict}; p95 {percentile(latencies, 95):.0f}, max {max(latencies):.0f} ms",
             digits=0,
         ),
     ]
@@ -683,7 +770,12 @@ def log_figures(stack: Stack) -> list[Figure]:
         text = path.read_text(errors="replace") if path.exists() else ""
         failed, tracebacks = text.count(APPLICATION_FAILED), text.count("Traceback")
         warnings = sum(1 for line in text.splitlines() if " WARNING " in line or " ERROR " in line)
-        note = f"{failed} '{APPLICATION_FAILED}', {warnings} WARNING/ERROR lines"
+        # channels_redis drops a group message to a channel holding `capacity` unread ones, and says so at INFO.
+        dropped, full = text.count("over capacity in group"), text.count("ChannelFull")
+        note = (
+            f"{failed} '{APPLICATION_FAILED}', {warnings} WARNING/ERROR lines; "
+            f"{dropped} 'over capacity' (group messages dropped), {full} ChannelFull"
+        )
         figures.append(Figure(f"log of {name}: tracebacks", tracebacks, "", note, digits=0))
         if keep := os.environ.get("BENCH_CLASSROOM_LOGS"):
             Path(keep).mkdir(parents=True, exist_ok=True)

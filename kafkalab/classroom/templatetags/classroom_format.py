@@ -16,7 +16,7 @@ def needing_help(rows) -> int:
 
 @register.filter
 def seen_ago(moment: datetime | None) -> str:
-    """"4 min ago", short enough for a roster cell."""
+    """ "4 min ago", short enough for a roster cell."""
     if moment is None:
         return ""
     seconds = max(0, (timezone.now() - moment).total_seconds())

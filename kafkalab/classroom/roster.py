@@ -51,6 +51,15 @@ class RosterRow:
         return self.live["errors"] if self.live else []
 
     @property
+    def error_count(self) -> int:
+        return self.live.get("error_count", len(self.errors)) if self.live else 0
+
+    @property
+    def more_errors(self) -> int:
+        """Errors beyond those the summary lists."""
+        return self.error_count - len(self.errors)
+
+    @property
     def needs_help(self) -> bool:
         return bool(self.errors)
 
@@ -165,5 +174,5 @@ _SORT_KEYS = {
     "passed": lambda row: row.passed,
     "seen": lambda row: (row.online, row.last_seen_at or _NEVER),
     "lag": lambda row: -1 if row.lag is None else row.lag,
-    "errors": lambda row: len(row.errors),
+    "errors": lambda row: row.error_count,
 }

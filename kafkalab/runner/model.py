@@ -298,12 +298,15 @@ def lab_summary(panels: dict[str, Any], *, online: bool) -> dict[str, Any]:
     lag = group.get("lag") or {}
     orders = (panels.get("topics") or [{}])[0]
     blocked = [p["partition"] for p in orders.get("partitions", []) if p.get("blocked_at") is not None]
+    errors = _summary_errors(panels, consumers, group, blocked)
     return {
         "online": online,
         "consumers_running": sum(1 for c in consumers if c["status"] == "running"),
         "consumers_live": sum(1 for c in consumers if c["live"]),
         "lag": sum(lag.values()) if lag else None,
-        "errors": _summary_errors(panels, consumers, group, blocked),
+        # The first few, for the dashboard's cell, and how many there are in all (it sorts by that).
+        "errors": errors[:SUMMARY_ERRORS],
+        "error_count": len(errors),
         "open_transaction": panels.get("transaction") is not None,
         "billing_live": sum(1 for b in panels.get("billing", {}).get("instances", []) if b["live"]),
         "blocked": blocked,

@@ -17,7 +17,9 @@ FAILURES = {
 }
 
 
-def consumer(name: str, status: str = "running", *, live: bool | None = None, last_error: str | None = None, **failures):
+def consumer(
+    name: str, status: str = "running", *, live: bool | None = None, last_error: str | None = None, **failures
+):
     return {
         "name": name,
         "pid": 4242,
@@ -70,6 +72,7 @@ def test_a_healthy_lab_reports_its_consumers_and_lag_and_no_errors():
         "consumers_live": 2,
         "lag": 7,
         "errors": [],
+        "error_count": 0,
         "open_transaction": False,
         "billing_live": 1,
         "blocked": [],
@@ -101,6 +104,7 @@ def test_an_empty_model_is_a_quiet_lab():
         "consumers_live": 0,
         "lag": None,
         "errors": [],
+        "error_count": 0,
         "open_transaction": False,
         "billing_live": 0,
         "blocked": [],
@@ -185,12 +189,13 @@ def test_each_error_is_cut_to_fit_a_roster_cell():
     assert error.startswith("c1 crashed: xxx")
 
 
-def test_a_lab_with_many_failures_lists_at_most_summary_errors_of_them():
-    # SUMMARY_ERRORS is defined beside SUMMARY_ERROR_CHARS in kafkalab.runner.model but nothing
-    # applies it: a lab with eight crashed consumers and blocked partitions lists every error.
+def test_a_lab_with_many_failures_lists_the_first_few_and_counts_them_all():
     many = panels(
         consumers=[consumer(f"c{i}", "crashed", last_error="boom") for i in range(8)],
         blocked={0: 1, 1: 1, 2: 1, 3: 1},
     )
 
-    assert len(lab_summary(many, online=True)["errors"]) <= SUMMARY_ERRORS
+    summary = lab_summary(many, online=True)
+
+    assert len(summary["errors"]) == SUMMARY_ERRORS
+    assert summary["error_count"] == 12

@@ -80,6 +80,7 @@ def test_learners_join_with_the_code_and_only_ever_reach_their_own_lab(
             "/join/", {"code": typed, "csrfmiddlewaretoken": ana_browser.cookie("csrftoken")}, htmx=False
         )
         assert page.url.endswith(f"/join/{classroom.code}/") and "Kafka, Tuesday" in page.text
+        assert "Nobody has joined yet" in instructor.browser.get(classroom.url()).text, "a GET joins nobody"
 
         ana = joined_lab(ana_browser, classroom.code, "Ana")
         lab_page = ana_browser.get(ana.url())

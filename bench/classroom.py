@@ -16,14 +16,20 @@ spread), as any other client may. Over a window of BENCH_CLASSROOM_SECONDS (60) 
   minus the record's CreateTime (the bench and the pages share this machine's clock);
 - learner action → dashboard: a learner begins a lesson (the form post), until the instructor's
   roster row, read from the dashboard's socket, names it;
-- memory (RSS, and PSS, which counts shared pages once) and CPU-seconds of each kind of process
-  of the stack, Chromium and the bench's own process apart.
+- memory (RSS sampled every 10 s; PSS, which counts shared pages once, after the window) and
+  CPU-seconds of each kind of process of the stack, Chromium and the bench's own process apart,
+  and how many of their threads were ready to run (sampled every 5 s).
+
+After the window production stops, and the section waits (up to DRAIN_TIMEOUT_S) until every
+screen shows every record its lab got in the window: the slowest boxes are counted too, and the
+ones that never come are reported. Nothing is asserted about durations.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import re
 import tempfile
@@ -65,7 +71,7 @@ WINDOW_SECONDS = float(os.environ.get("BENCH_CLASSROOM_SECONDS", "60"))
 CONSUMERS_PER_LAB = 3
 EVENTS_PER_SECOND = 5  # per learner's lab
 JOIN_BATCH = 5  # learners joining at once
-WARM_UP_SECONDS = 10.0  # production before the window: connections, JIT, first pushes
+WARM_UP_SECONDS = 30.0  # production before the window: connections, group joins, the first pushes
 DASHBOARD_SAMPLES = int(os.environ.get("BENCH_CLASSROOM_SAMPLES", "30"))
 LESSONS = (("the-log", "1. The log"), ("keys-and-ordering", "2. Keys and ordering"))
 SCREEN_GOAL_MS = 250  # p99, Kafka → learner screen
@@ -119,7 +125,9 @@ class Stack:
             "brokers": [psutil.Process(b.pid) for b in self.cluster.status().brokers if b.pid],
             "postgres": _with_children(_postmaster_pid(self.postgres)),
             "redis": [psutil.Process(self.redis.pid)],
-            "daphnes": [web.ps for web in self.webs],
+            # Apart: the second also serves the instructor's dashboard.
+            "daphne 1": [self.webs[0].ps],
+            "daphne 2 (+ dashboard)": [self.webs[1].ps],
             "runner": [psutil.Process(self.runner.pid)],
         }
         for child in kinds["runner"][0].children(recursive=True):
@@ -186,7 +194,7 @@ class ScreenSocket:
     def __init__(self, server_url: str, lab: Lab) -> None:
         self.latencies: list[tuple[int, float]] = []  # (CreateTime, ms from it to arrival)
         self.seen: set[tuple[int, int]] = set()
-        self.pushes = 0
+        self.pushes = self.bytes = self.with_boxes = 0
         self.closed = False
         self._ready = threading.Event()
         self._socket = Websocket(
@@ -200,12 +208,17 @@ class ScreenSocket:
 
     def _on_text(self, text: str) -> None:
         now = time.time() * 1000
-        for partition, offset, created in BOX.findall(text):
+        boxes = BOX.findall(text)
+        for partition, offset, created in boxes:
             where = int(partition), int(offset)
             if where not in self.seen:
                 self.seen.add(where)
                 self.latencies.append((int(created), now - int(created)))
-        self.pushes += 1
+        self.pushes, self.bytes, self.with_boxes = (
+            self.pushes + 1,
+            self.bytes + len(text),
+            self.with_boxes + bool(boxes),
+        )
         self._ready.wait(10)
         with contextlib.suppress(OSError):
             self._socket.send_frame(0x1, b"drawn")
@@ -367,13 +380,22 @@ def cpu_of(process: psutil.Process) -> float | None:
     return times.user + times.system
 
 
-def memory_of(processes: list[psutil.Process]) -> tuple[int, int]:
-    rss = pss = 0
+def rss_of(processes: list[psutil.Process]) -> int:
+    rss = 0
     for process in processes:
         with contextlib.suppress(psutil.Error):
-            info = process.memory_full_info()
-            rss, pss = rss + info.rss, pss + info.pss
-    return rss, pss
+            rss += process.memory_info().rss
+    return rss
+
+
+def pss_of(processes: list[psutil.Process]) -> int:
+    """PSS reads smaps_rollup, which walks the page tables under the process's mmap lock and
+    stalls a big JVM for a moment: taken once, after the window, never during it."""
+    pss = 0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            pss += process.memory_full_info().pss
+    return pss
 
 
 def kinds_with_chromium(stack: Stack) -> dict[str, list[psutil.Process]]:
@@ -386,11 +408,10 @@ def kinds_with_chromium(stack: Stack) -> dict[str, list[psutil.Process]]:
 
 def sample_memory(stack: Stack, usage: Usage) -> None:
     kinds = kinds_with_chromium(stack)
-    memory = {kind: memory_of(processes) for kind, processes in kinds.items()}
-    total = sum(rss for kind, (rss, _) in memory.items() if kind not in ("Chromium", "bench driver"))
-    if total > sum(rss for kind, rss in usage.rss.items() if kind not in ("Chromium", "bench driver")):
-        usage.rss = {kind: rss for kind, (rss, _) in memory.items()}
-        usage.pss = {kind: pss for kind, (_, pss) in memory.items()}
+    rss = {kind: rss_of(processes) for kind, processes in kinds.items()}
+    total = sum(value for kind, value in rss.items() if kind not in NOT_THE_STACK)
+    if total > sum(value for kind, value in usage.rss.items() if kind not in NOT_THE_STACK):
+        usage.rss = rss
         usage.counts = {kind: len(processes) for kind, processes in kinds.items()}
 
 
@@ -437,25 +458,27 @@ def measure_window(stack: Stack, learners: list[Learner], dashboard: DashboardSo
     runner_children_at_start = psutil.Process(stack.runner.pid).cpu_times()
     system_at_start = psutil.cpu_times()
     pushes_at_start = dashboard.pushes
+    traffic_at_start = socket_traffic(learners)
     busy_threads: dict[str, list[int]] = {}
     started_ms = time.time() * 1000
     started = time.perf_counter()
     progress(f"measuring for {WINDOW_SECONDS:.0f} s: {DASHBOARD_SAMPLES} lesson begins timed to the dashboard")
-    actions = []
     sampler = threading.Event()
     memory_thread = threading.Thread(
         target=_sample_until, args=(stack, usage, busy_threads, sampler), name="bench-classroom-sampler", daemon=True
     )
     memory_thread.start()
-    for n in range(DASHBOARD_SAMPLES):
-        time.sleep(max(0.0, started + n * WINDOW_SECONDS / DASHBOARD_SAMPLES - time.perf_counter()))
-        learner = learners[n % len(learners)]
-        actions.append(time_lesson_begin(learner, dashboard, LESSONS[(n // len(learners)) % len(LESSONS)]))
+    try:
+        actions, frozen_at = time_actions(learners, dashboard, started)
+    except BaseException:
+        sampler.set()  # the stack is about to go: stop looking at its processes
+        raise
     if (late := started + WINDOW_SECONDS - time.perf_counter()) < 0:
         progress(f"the dashboard samples ran {-late:.0f} s past the window")
     time.sleep(max(0.0, started + WINDOW_SECONDS - time.perf_counter()))
     window_s = time.perf_counter() - started
     ended_ms = time.time() * 1000
+    traffic = [now - then for now, then in zip(socket_traffic(learners), traffic_at_start, strict=True)]
     for kind, processes in kinds.items():
         usage.cpu_seconds[kind] = sum(
             (now - usage.cpu_at_start[p.pid]) for p in processes if (now := cpu_of(p)) is not None
@@ -470,6 +493,7 @@ def measure_window(stack: Stack, learners: list[Learner], dashboard: DashboardSo
     )
     sampler.set()
     memory_thread.join(timeout=60)
+    usage.pss = {kind: pss_of(processes) for kind, processes in kinds_with_chromium(stack).items()}
     return {
         "window_s": window_s,
         "usage": usage,
@@ -478,9 +502,17 @@ def measure_window(stack: Stack, learners: list[Learner], dashboard: DashboardSo
         "busy_threads": busy_threads,
         "actions": actions,
         "dashboard_pushes": dashboard.pushes - pushes_at_start,
+        "dashboard_frozen_at": frozen_at,
+        "traffic": traffic,
         "started_ms": started_ms,
         "ended_ms": ended_ms,
     }
+
+
+def socket_traffic(learners: list[Learner]) -> tuple[int, int, int]:
+    """Pushes, bytes and pushes carrying boxes, over every websocket learner's page."""
+    screens = [learner.screen for learner in learners if learner.screen]
+    return sum(s.pushes for s in screens), sum(s.bytes for s in screens), sum(s.with_boxes for s in screens)
 
 
 def _sample_until(stack: Stack, usage: Usage, busy_threads: dict[str, list[int]], done: threading.Event) -> None:
@@ -548,6 +580,25 @@ def screen_rows(learner: Learner) -> list[tuple[int, float]]:
     return [(ts, ms) for ts, ms, _ in learner.page.evaluate("() => window.__bench.latencies")]
 
 
+def time_actions(
+    learners: list[Learner], dashboard: DashboardSocket, started: float
+) -> tuple[list[tuple[float, float]], float | None]:
+    """Lesson begins spread over the window, each timed to the dashboard; and, if the dashboard
+    stopped redrawing, how far into the window (the remaining samples are not taken)."""
+    actions = []
+    for n in range(DASHBOARD_SAMPLES):
+        time.sleep(max(0.0, started + n * WINDOW_SECONDS / DASHBOARD_SAMPLES - time.perf_counter()))
+        learner = learners[n % len(learners)]
+        pushes_before = dashboard.pushes
+        actions.append(time_lesson_begin(learner, dashboard, LESSONS[(n // len(learners)) % len(LESSONS)]))
+        if actions[-1][1] == float("inf") and dashboard.pushes == pushes_before:
+            # Not one redraw in ROW_TIMEOUT_S while every lab changes: more samples would only wait.
+            frozen_at = time.perf_counter() - started - ROW_TIMEOUT_S
+            progress(f"the dashboard stopped redrawing {frozen_at:.0f} s into the window; no more samples")
+            return actions, frozen_at
+    return actions, None
+
+
 def time_lesson_begin(learner: Learner, dashboard: DashboardSocket, lesson: tuple[str, str]) -> tuple[float, float]:
     """A learner begins a lesson (the form post); ms until the response, and until the
     instructor's roster row names the lesson."""
@@ -609,6 +660,11 @@ def figures_for(
     stack_cpu = sum(seconds for kind, seconds in cpu.items() if kind not in NOT_THE_STACK)
     busy = {kind: sum(counts) / len(counts) for kind, counts in result["busy_threads"].items() if counts}
     never_shown = len(result["actions"]) - len(shown)
+    pushes, pushed_bytes, with_boxes = result["traffic"]
+    if keep := os.environ.get("BENCH_CLASSROOM_LOGS"):  # the raw samples, to look into afterwards
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        raw = {k: result[k] for k in ("screens", "pages", "kafka", "actions", "started_ms", "ended_ms")}
+        (Path(keep) / "samples.json").write_text(json.dumps(raw))
     drained = "every screen had them" if not result["never_shown"] else f"{result['never_shown']:,} boxes never shown"
     return [
         Figure(
@@ -663,10 +719,21 @@ def figures_for(
             digits=0,
         ),
         Figure(
+            "lab page pushes, per learner",
+            pushes / max(1, sockets) / window_s,
+            "pushes/s",
+            f"{with_boxes / max(1, sockets) / window_s:.1f}/s with new boxes, the rest panels and lessons; "
+            f"{pushed_bytes / max(1, sockets) / window_s / 1024:.1f} KiB/s (websocket learners)",
+            digits=1,
+        ),
+        Figure(
             "dashboard pushes",
             result["dashboard_pushes"] / window_s,
             "pushes/s",
-            "roster redrawn at most every CLASSROOM_ROSTER_INTERVAL",
+            "roster redrawn at most every CLASSROOM_ROSTER_INTERVAL"
+            if result["dashboard_frozen_at"] is None
+            else f"STOPPED redrawing {result['dashboard_frozen_at']:.0f} s into the window: no push for "
+            f"{ROW_TIMEOUT_S:.0f} s after a learner's action, socket still open",
             digits=2,
         ),
         Figure(
@@ -674,7 +741,7 @@ def figures_for(
             stack_rss / GB,
             "GB",
             f"goal ≤ {MEMORY_GOAL_GB} GB: {'met' if stack_rss / GB <= MEMORY_GOAL_GB else 'NOT met'}; "
-            f"PSS {stack_pss / GB:.2f} GB (shared pages counted once); the largest of samples every 10 s",
+            f"PSS {stack_pss / GB:.2f} GB (shared pages counted once); RSS: the largest of samples every 10 s",
             digits=2,
         ),
         *(

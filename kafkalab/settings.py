@@ -121,7 +121,10 @@ if REDIS_URL:
             # channels_redis waits for a message with a blocking pop of up to 5 s; redis-py 8 reads
             # with a 5 s socket timeout by default, which cut those waits short with a TimeoutError
             # that kills the receiving consumer (the runner, a page's socket). Longer than the pop.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+            # A web process that falls behind (30 busy labs on a small server) has its channels
+            # fill up; past `capacity` channels_redis drops group messages without a word, and a
+            # dropped records push is boxes a page never shows. 100 by default: room for bursts.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "capacity": 1000},
         }
     }
 else:

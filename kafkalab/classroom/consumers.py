@@ -9,7 +9,7 @@ seconds, so thirty busy labs cost a few small pushes a second.
 
 from __future__ import annotations
 
-import asyncio
+import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -27,11 +27,13 @@ from kafkalab.runner.protocol import (
     LabSummary,
     classroom_group,
     runner_send,
+    send_later,
 )
 
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 REDRAW = "classroom.redraw"
+REDRAW_GIVEN_UP_AFTER = 30.0
 
 
 class DashboardConsumer(AsyncWebsocketConsumer):
@@ -47,7 +49,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.view = roster.view_from(QueryDict(self.scope.get("query_string", b"").decode()))
         self.rows: dict[int, roster.RosterRow] = {}  # by lab id
         self.summaries: dict[int, dict] = {}
-        self.redraw_due = False
+        self.redraw_due, self.redraw_due_at = False, 0.0
         await self.channel_layer.group_add(classroom_group(self.classroom_id), self.channel_name)
         await self.accept()
         await self._load(lab_ids=None)
@@ -105,14 +107,11 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             await runner_send(ClassroomWatch(lab_ids=new, reply_channel=self.channel_name), layer=self.channel_layer)
 
     def _redraw_soon(self) -> None:
-        if self.redraw_due:
+        # One redraw waits at a time; one that never came (its channel stayed full) is given up.
+        if self.redraw_due and time.monotonic() - self.redraw_due_at < REDRAW_GIVEN_UP_AFTER:
             return
-        self.redraw_due = True
-        # Through the channel, so that it is handled in turn with the updates, never beside one.
-        asyncio.get_running_loop().call_later(
-            settings.CLASSROOM_ROSTER_INTERVAL,
-            lambda: asyncio.ensure_future(self.channel_layer.send(self.channel_name, {"type": REDRAW})),
-        )
+        self.redraw_due, self.redraw_due_at = True, time.monotonic()
+        send_later(self.channel_layer, self.channel_name, {"type": REDRAW}, delay=settings.CLASSROOM_ROSTER_INTERVAL)
 
     async def _redraw_now(self) -> None:
         self.redraw_due = False

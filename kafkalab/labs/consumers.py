@@ -11,7 +11,6 @@ from an observer is refused: it is disconnected with 4403.
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -37,6 +36,7 @@ from kafkalab.runner.protocol import (
     classroom_learners_group,
     lab_group,
     runner_send,
+    send_later,
 )
 
 # Close codes in the 4000 range are ours; 4403 and 4404 mirror the HTTP refusals, 4410 "gone".
@@ -137,12 +137,8 @@ class LabConsumer(AsyncWebsocketConsumer):
         self.pushes += 1
         self.drawing = self.pushes
         # A page that never says DRAWN (no JavaScript, a test client) still gets records.
-        asyncio.get_running_loop().call_later(settings.LAB_DRAW_TIMEOUT_SECONDS, self._draw_timed_out, self.pushes)
-
-    def _draw_timed_out(self, push: int) -> None:
-        # Through the channel, so that it is handled in turn with the updates, never beside one.
-        timeout = {"type": "lab.draw_timeout", "push": push}
-        asyncio.ensure_future(self.channel_layer.send(self.channel_name, timeout))
+        timeout = {"type": "lab.draw_timeout", "push": self.pushes}
+        send_later(self.channel_layer, self.channel_name, timeout, delay=settings.LAB_DRAW_TIMEOUT_SECONDS)
 
     async def lab_lesson(self, event: dict) -> None:
         LabLesson.parse(event)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from asgiref.sync import async_to_sync
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
 RUNNER_CHANNEL = "lab-runner"
@@ -427,3 +428,25 @@ async def classroom_publish(layer, group: str, update: Message) -> None:
 
 def classroom_publish_sync(group: str, update: Message) -> None:
     async_to_sync(classroom_publish)(get_channel_layer(), group, update)
+
+
+SELF_SEND_ATTEMPTS = 30
+
+
+def send_later(layer, channel: str, message: dict[str, Any], *, delay: float) -> None:
+    """Send `message` to a consumer's own `channel` after `delay` seconds, so that it is handled in
+    turn with the updates, never beside one. A channel full of updates (a busy page) is tried again
+    after another `delay`, a few times: a lost timer would leave the consumer waiting for good."""
+    loop = asyncio.get_running_loop()
+
+    async def send(attempt: int) -> None:
+        try:
+            await layer.send(channel, message)
+        except ChannelFull:
+            if attempt < SELF_SEND_ATTEMPTS:
+                loop.call_later(delay, schedule, attempt + 1)
+
+    def schedule(attempt: int) -> None:
+        loop.create_task(send(attempt))
+
+    loop.call_later(delay, schedule, 1)

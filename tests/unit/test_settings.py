@@ -225,8 +225,10 @@ def test_redis_url_switches_the_channel_layer_to_channels_redis(fresh_settings):
     settings = fresh_settings(DJANGO_DEBUG="1", REDIS_URL="redis://127.0.0.1:6379/2")
     assert settings.CHANNEL_LAYERS["default"] == {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:6379/2", "socket_timeout": 15}]},
+        "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:6379/2", "socket_timeout": 15}], "capacity": 1000},
     }
+    # Join attempts are counted in the same Redis, so every web process refuses a guesser alike.
+    assert settings.CACHES["default"]["LOCATION"] == "redis://127.0.0.1:6379/2"
     # A shared layer means the lab runner is its own service unless told otherwise.
     assert settings.LAB_RUNNER_EMBEDDED is False
     assert fresh_settings(LAB_RUNNER_EMBEDDED="1").LAB_RUNNER_EMBEDDED is True

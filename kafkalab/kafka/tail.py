@@ -95,14 +95,11 @@ class TopicTail:
         isolation: str = "read_uncommitted",
         windows: dict[str, int] | None = None,
         fetch_wait_ms: int = 250,
-        metadata=None,
     ) -> None:
         """`window`: how many records before each log end to start at (`windows`: per topic,
         where it differs). `fetch_wait_ms`: how long the broker may hold a fetch while it has
-        nothing new; new records end the wait at once, so a longer one costs no records latency.
-        `metadata`: a client to list the topics' partitions with (an AdminClient; else this
-        tail's consumer). A metadata request on the consumer waits behind its held fetch on the
-        same connection, up to `fetch_wait_ms` per topic, and the caller's reading waits with it."""
+        nothing new; new records end the wait at once, so a longer one costs no latency, only
+        fewer idle round trips."""
         self.topics = list(topics)
         self.window = window
         self.windows = windows or {}
@@ -124,7 +121,6 @@ class TopicTail:
             },
             logger=quiet_logger,
         )
-        self._metadata = metadata or self._consumer
         self.partitions: dict[str, list[int]] = {topic: [] for topic in self.topics}
         # (topic, partition) → the offset at which the tail last reached the partition's end.
         self.ends_reached: dict[tuple[str, int], int] = {}
@@ -147,7 +143,7 @@ class TopicTail:
 
     def _refresh(self, topic: str) -> list[TailPartition]:
         try:
-            metadata = self._metadata.list_topics(topic=topic, timeout=METADATA_TIMEOUT)
+            metadata = self._consumer.list_topics(topic=topic, timeout=METADATA_TIMEOUT)
         except KafkaException as exc:
             raise KafkaUnavailable(f"Kafka did not list the partitions of {topic}: {exc}") from exc
         found = metadata.topics.get(topic)

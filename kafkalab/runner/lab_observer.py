@@ -30,7 +30,6 @@ from typing import Any
 
 from django.conf import settings
 
-from kafkalab.kafka.admin import shared_admin
 from kafkalab.kafka.config import client_config
 from kafkalab.kafka.errors import KafkaUnavailable
 from kafkalab.kafka.group_watch import GroupSnapshot, ProbeHub, probe_hub
@@ -389,9 +388,7 @@ class LabObserver:
         probe.watch(group_id=self.group_id, topic=self.topic)
         started = time.monotonic()
         try:
-            # Partitions are listed by the process's shared admin client, never behind a held fetch.
-            metadata = shared_admin(client_config())
-            tail = TopicTail(list(self._views), window=ANALYSIS_WINDOW, config=client_config(), metadata=metadata)
+            tail = TopicTail(list(self._views), window=ANALYSIS_WINDOW, config=client_config())
             # One read_committed reader for the orders and the invoices (transaction marks; and
             # duplicates are counted over the newest invoices Kafka holds committed).
             committed = TopicTail(
@@ -401,7 +398,6 @@ class LabObserver:
                 config=client_config(),
                 isolation=COMMITTED,
                 fetch_wait_ms=COMMITTED_FETCH_WAIT_MS,
-                metadata=metadata,
             )
             self._tails = (tail, committed)
             self._sync(tail, probe, started)

@@ -30,6 +30,8 @@ from typing import Any
 
 from django.conf import settings
 
+from kafkalab.kafka import topics as kafka_topics
+from kafkalab.kafka.admin import shared_admin
 from kafkalab.kafka.config import client_config
 from kafkalab.kafka.errors import KafkaUnavailable
 from kafkalab.kafka.group_watch import GroupSnapshot, ProbeHub, probe_hub
@@ -598,7 +600,6 @@ class LabObserver:
         added: list[TailPartition] = []
         added_committed: list[TailPartition] = []
         if self._partitions_may_have_changed(tail, snapshot):
-            self._partitions_checked_at = time.monotonic()
             # A broker down or slow: keep tailing what we have, and look again soon (the second
             # reader is not asked then: it would only keep the page waiting as long again).
             with contextlib.suppress(KafkaUnavailable):
@@ -622,13 +623,36 @@ class LabObserver:
 
     def _partitions_may_have_changed(self, tail: TopicTail, snapshot: GroupSnapshot | None) -> bool:
         """Asking Kafka's metadata is costly with many labs: do it when told partitions changed,
-        when the probe sees more than the tail reads, and now and then for anything else."""
+        when the probe sees more than the tail reads, and when the look now and then (on a thread
+        of its own) found partitions the readers don't read."""
+        if time.monotonic() - self._partitions_checked_at >= PARTITIONS_CHECK_INTERVAL:
+            self._partitions_checked_at = time.monotonic()
+            self._count_partitions_aside()
         requested, self._partitions_requested = self._partitions_requested, False
         probed = {p.partition for p in snapshot.partitions} if snapshot is not None else set()
-        overdue = time.monotonic() - self._partitions_checked_at >= PARTITIONS_CHECK_INTERVAL
-        # A missing dead-letter topic is looked for only now and then: it may never come.
         reading = set(tail.partitions[self.topic])
-        return requested or overdue or not reading or not probed <= reading
+        return requested or not reading or not probed <= reading
+
+    def _count_partitions_aside(self) -> None:
+        """Count each topic's partitions with the process's admin client, beside this thread: the
+        readers' own metadata requests wait behind their held fetches, and asking them every
+        PARTITIONS_CHECK_INTERVAL held every lab's pushes up for most of a second. Only a count
+        above what the readers read (a topic that came, partitions a foreign client added) has
+        them refresh."""
+        reading = {topic: len(parts) for reader in self._tails or () for topic, parts in reader.partitions.items()}
+
+        def count() -> None:
+            admin = shared_admin(client_config())
+            for topic, known in reading.items():
+                try:
+                    found = kafka_topics.partition_count(admin, topic)
+                except KafkaUnavailable:
+                    return  # the next look tries again; the page shows Kafka away by other means
+                if found is not None and found > known:
+                    self._partitions_requested = True
+                    return
+
+        threading.Thread(target=count, name=f"partition-count-lab-{self.lab_id}", daemon=True).start()
 
     def _apply_snapshot(self, snapshot: GroupSnapshot) -> None:
         for state in snapshot.partitions:

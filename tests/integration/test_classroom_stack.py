@@ -32,8 +32,9 @@ from tests.integration.consumer_groups.support import (
     alive,
     end_processes,
     processes_of,
+    wait_for,
 )
-from tests.integration.lab_support import share_token_in
+from tests.integration.lab_support import partition_count, share_token_in
 
 # What kafkalab.runner.embedded logs when a web process starts a runner of its own.
 EMBEDDED_RUNNER_STARTED = "lab runner started inside the web process"
@@ -132,9 +133,14 @@ def test_the_runner_pushes_through_redis_to_both_web_processes(classroom: Classr
         guesser = Browser(web_a.url)
         assert [guesser.get(f"/join/WRONG{n}/").status for n in range(JOIN_FAILURES)] == [404] * JOIN_FAILURES
         assert Browser(web_b.url).get(f"/join/{classroom.code}/").status == 429
+        # Closing the classroom on web B: the runner, a process of its own, deletes the lab's topic.
+        dashboard.close()
+        assert classroom.close().status == 200
+        bootstrap = kafka_cluster.bootstrap_servers()
+        wait_for(lambda: partition_count(bootstrap, lab.topic) is None, "the closed classroom's topic deleted")
     finally:
         dashboard.close()
-        classroom.close()
+        classroom.close()  # when the test failed before closing it (a second close changes nothing)
         end_processes(processes_of(lab))  # never leave a consumer behind, even when the test fails
         admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap_servers()})
         for future in admin.delete_topics([lab.topic]).values():

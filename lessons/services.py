@@ -6,12 +6,14 @@ learner sends can.
 
 from __future__ import annotations
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
 from kafkalab.labs.errors import LabError
 from kafkalab.labs.models import Lab
-from kafkalab.runner.protocol import LessonChanged, runner_send_sync
+from kafkalab.runner.protocol import LabLesson, LessonChanged, lab_publish, runner_send_sync
 from lessons.content import Lesson
 from lessons.models import LessonProgress, StepRecord
 
@@ -51,6 +53,9 @@ def prediction_save(*, lab: Lab, lesson: Lesson, step_id: str, choice: int) -> S
             raise LabError("That step has passed already: Kafka has shown what happens.")
         record.prediction = choice
         record.save(update_fields=["prediction"])
+    # The lab's pages redraw the panel from what is stored now: a push of it rendered a moment
+    # before (the step being armed) could otherwise land after this answer and hide the prediction.
+    async_to_sync(lab_publish)(get_channel_layer(), lab.pk, LabLesson(lesson=lesson.slug))
     return record
 
 

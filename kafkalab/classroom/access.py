@@ -81,7 +81,7 @@ def rejoin_code_in_session(session, learner: Learner) -> str | None:
 def may_watch(session, lab_id: int) -> bool:
     """Whether this session may watch a lab it does not own: an instructor watching a classroom's
     lab, or a learner following their classroom's instructor."""
-    classroom_id = _classroom_of(lab_id)
+    classroom_id = classroom_of_lab(lab_id)
     if classroom_id is None:
         return False
     if staff_in_session(session):
@@ -90,7 +90,8 @@ def may_watch(session, lab_id: int) -> bool:
     return learner is not None and learner.classroom.follow_lab_id == lab_id
 
 
-def _classroom_of(lab_id: int) -> int | None:
+def classroom_of_lab(lab_id: int) -> int | None:
+    """The id of the lab's classroom, or None (self-study, or no such lab)."""
     from kafkalab.labs.models import Lab
 
     return Lab.objects.filter(pk=lab_id).values_list("classroom_id", flat=True).first()

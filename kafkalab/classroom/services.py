@@ -36,7 +36,10 @@ from kafkalab.runner.protocol import (
 )
 from lessons.models import StepRecord
 
-CLOSED_REASON = "The instructor closed this classroom: its labs have been deleted. Thank you for taking part!"
+CLOSED_REASON = (
+    "The instructor closed this classroom: its labs have been deleted. Thank you for taking part! "
+    "To go on alone, start a lab of your own from the home page."
+)
 FOLLOW_ENDED = "The instructor stopped sharing their lab."
 
 
@@ -120,10 +123,11 @@ def classroom_close(*, classroom: Classroom) -> int:
             raise ClassroomError("This classroom is closed already.")
         locked.closed_at, locked.follow, locked.banner = timezone.now(), False, ""
         locked.save(update_fields=["closed_at", "follow", "banner"])
+    classroom.closed_at, classroom.follow, classroom.banner = locked.closed_at, False, ""
+    _tell_learners(classroom)  # the banner and the Follow me link go before the labs do
     lab_ids = list(Lab.objects.filter(classroom=classroom).values_list("pk", flat=True))
     for lab_id in lab_ids:
         runner_send_sync(LabDelete(lab_id=lab_id, reason=CLOSED_REASON))
-    classroom.closed_at = locked.closed_at
     classroom_publish_sync(classroom_group(classroom.pk), ClassroomRoster())
     return len(lab_ids)
 

@@ -20,7 +20,7 @@ from kafkalab.classroom.errors import ClassroomError, JoinRefused
 from kafkalab.classroom.forms import BroadcastForm, ClassroomForm, CloseForm, JoinCodeForm, JoinForm
 from kafkalab.classroom.models import Classroom
 from kafkalab.classroom.qr import qr_svg
-from kafkalab.labs.access import lab_grant
+from kafkalab.labs.access import lab_grant, labs_owned
 from kafkalab.labs.client_address import client_address
 from kafkalab.labs.concurrency import kafka_view
 from kafkalab.labs.errors import LabError, LabLimitReached
@@ -183,7 +183,7 @@ def my_lab(request: HttpRequest, classroom_id: int) -> HttpResponse:
         lab = services.instructor_lab(classroom=classroom, client_address=client_address(request))
     except (ClassroomError, LabError) as exc:
         return _back(request, classroom, str(exc), ok=False)
-    if lab.pk not in request.session.get("lab_ids", []):
+    if lab.pk not in labs_owned(request.session):
         lab_grant(request.session, lab)
     return redirect("labs:detail", lab_id=lab.pk)
 

@@ -19,11 +19,11 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
+from kafkalab.classroom.access import classroom_of_lab
 from kafkalab.classroom.selectors import notice_html
 from kafkalab.labs import live_view
 from kafkalab.labs.access import Role, lab_viewer_role
 from kafkalab.labs.live_view import RecordsBacklog, Viewer, ViewerPage
-from kafkalab.labs.models import Lab
 from kafkalab.runner.protocol import (
     ClassroomNotice,
     LabClosed,
@@ -71,7 +71,7 @@ class LabConsumer(AsyncWebsocketConsumer):
         self.page = ViewerPage(self.viewer)
         self.backlog = RecordsBacklog(settings.LAB_LANE_WINDOW)
         # A classroom's lab hears its instructor: the banner, and "Follow me" turned on or off.
-        self.classroom_id = await database_sync_to_async(_classroom_of)(lab_id)
+        self.classroom_id = await database_sync_to_async(classroom_of_lab)(lab_id)
         if self.classroom_id is not None:
             await self.channel_layer.group_add(classroom_learners_group(self.classroom_id), self.channel_name)
         await self.accept()
@@ -166,7 +166,3 @@ class LabConsumer(AsyncWebsocketConsumer):
             return CLOSE_NOT_FOUND
         except PermissionDenied:
             return CLOSE_FORBIDDEN
-
-
-def _classroom_of(lab_id: int) -> int | None:
-    return Lab.objects.filter(pk=lab_id).values_list("classroom_id", flat=True).first()

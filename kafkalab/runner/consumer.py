@@ -44,7 +44,7 @@ TIMELINE_LOADED = 12
 class LabSession:
     """Everything the runner holds for one lab."""
 
-    def __init__(self, lab_id: int) -> None:
+    def __init__(self, lab_id: int, *, loop: asyncio.AbstractEventLoop | None = None, layer=None) -> None:
         self.lab_id = lab_id
         self.live = LabLive(lab_id)
         self.supervisor = Supervisor(lab_id=lab_id, live=self.live, on_change=self.changed)
@@ -61,8 +61,7 @@ class LabSession:
         # Its classroom, if any: each change of its summary goes to that classroom's dashboards.
         self.classroom_id: int | None = None
         self._last_summary: dict | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._layer = None
+        self._loop, self._layer = loop, layer
 
     @property
     def watched(self) -> bool:
@@ -118,8 +117,7 @@ class Runner:
     async def session(self, lab_id: int) -> LabSession:
         session = self.labs.get(lab_id)
         if session is None:
-            session = LabSession(lab_id)
-            session._loop, session._layer = asyncio.get_running_loop(), self.layer
+            session = LabSession(lab_id, loop=asyncio.get_running_loop(), layer=self.layer)
             await _load_history(session)
             await session.lessons.load(layer=self.layer, on_progress=session.progress_changed)
             # Another command may have made it while this one waited for the database.

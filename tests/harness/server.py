@@ -39,6 +39,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen | None) -> None:
+    """SIGTERM to a process this harness started; SIGKILL if it lingers past STOP_TIMEOUT."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def server_env(cluster: LocalCluster, **extra: str) -> dict[str, str]:
     """Environment for a daphne or manage.py child on `cluster`, with the embedded lab runner."""
     return {
@@ -128,14 +140,7 @@ class Server:
 
     def stop(self) -> None:
         """SIGTERM, as Ctrl-C under `make run` ends it; SIGKILL if it lingers."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
     def kill(self) -> None:
         """SIGKILL: no cleanup of any kind runs in the server."""
@@ -228,14 +233,7 @@ class LabRunnerWorker:
 
     def stop(self) -> None:
         """SIGTERM to its own pid; SIGKILL if it lingers."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():

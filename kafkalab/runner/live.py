@@ -18,8 +18,10 @@ from kafkalab.kafka.billing_config import BillingConfig
 from kafkalab.kafka.consumer_config import LIVE_STATUSES, ConsumerConfig, ConsumerStatus, GroupProtocol
 from kafkalab.labs import facts
 
-# Colours tie a consumer to its lanes; a lab has at most 8 consumers at once.
-PALETTE = ["#2b59c3", "#d9480f", "#2f9e44", "#ae3ec9", "#0c8599", "#e8590c", "#5c940d", "#c2255c"]
+# Colours tie a consumer to its lanes; a lab has at most 8 consumers at once. Each carries white
+# text (its name on the lanes, its partitions on its card) at 4.5:1 or more, and the name is
+# always written beside the colour, so colour is never the only sign of who reads what.
+PALETTE = ["#2b59c3", "#b03a0c", "#237a35", "#9c36b5", "#0b7285", "#8a5a00", "#5f3dc4", "#a61e4d"]
 
 # A rebalance is over once no consumer has reported a change for this long (and for longer than
 # a live member's heartbeat interval, since that is when it learns that the group rebalances).

@@ -60,7 +60,7 @@ def short_key(record: dict) -> str:
 # One event box. A busy lab pushes a hundred boxes at a time to each viewer, and the template
 # engine took 0.2 ms a box (a quarter of the runner's time at 5,000 events/s); this takes a tenth.
 _BOX_LINK = (
-    'role="listitem" href="{url}" hx-get="{url}" hx-target="#inspector" hx-swap="outerHTML show:top" '
+    'href="{url}" hx-get="{url}" hx-target="#inspector" hx-swap="outerHTML show:top" '
     'data-partition="{partition}" data-offset="{offset}" data-key="{key}" data-ts="{timestamp}"'
 )
 # `txn` marks a record of a transaction not decided yet (open) or aborted; `swap` redraws a box
@@ -81,7 +81,7 @@ _POISON_BOX = (
 # A transaction's COMMIT or ABORT marker: a control record. It takes an offset in the log and no
 # consumer ever gets it, so readers see a gap there.
 _CONTROL_MARKER = (
-    '<span class="txn-marker txn-marker--{control}{quiet}" role="listitem" data-control="{control}" '
+    '<span class="txn-marker txn-marker--{control}{quiet}" role="img" data-control="{control}" '
     'data-partition="{partition}" data-offset="{offset}" title="{title}" aria-label="Offset {offset}: {title}">'
     '<span class="txn-marker-offset">{offset}</span><span class="txn-marker-word">{word}</span></span>'
 )

@@ -27,7 +27,7 @@ from tests.harness.server import Server
 PORT_BASE = 63292
 BROKERS = 3
 # (events per second, seconds of production, producer linger.ms)
-RUNS = ((20, 15.0, 0), (5000, 10.0, 5))
+RUNS = ((20, 15.0, 0), (1000, 10.0, 5), (5000, 10.0, 5))
 WARM_UP_RATE, WARM_UP_SECONDS = 20, 5.0
 PACE_STEP = 0.005  # seconds between pacing checks: small batches, not one burst per second
 LATENCY_TARGET_MS = 60  # p99 at 20 events/s on a quiet machine
@@ -53,6 +53,18 @@ new MutationObserver((mutations) => {
     }
   }
 }).observe(document, { childList: true, subtree: true });
+// What a screen reader would hear (the lab's announcer), and how long the page was too busy to
+// answer a key press (long tasks: 50 ms or more on the main thread).
+window.__bench.announced = [];
+window.__bench.longTasks = [];
+document.addEventListener('DOMContentLoaded', () => {
+  const region = document.getElementById('lab-announcer');
+  if (region) new MutationObserver(() => window.__bench.announced.push(region.textContent))
+    .observe(region, { childList: true, characterData: true, subtree: true });
+});
+new PerformanceObserver((list) => {
+  for (const task of list.getEntries()) window.__bench.longTasks.push(task.duration);
+}).observe({ type: 'longtask' });
 """
 
 NEWEST_PER_LANE_JS = """() => Object.fromEntries([...document.querySelectorAll('.lane[data-lane]')].map(lane => {
@@ -85,6 +97,8 @@ class RunResult:
     browser_cpu: float
     ws_bytes_per_s: float
     ws_frames_per_s: float
+    announcements: int
+    long_tasks_ms: list[float]
 
 
 def measure(server: Server, bootstrap: str) -> list[Figure]:
@@ -127,7 +141,9 @@ def one_run(page, server: Server, reader: KafkaReader, rate: int, seconds: float
     bootstrap, topic = reader.bootstrap, reader.topic
     producer = order_producer(bootstrap, linger_ms=linger_ms)
     failures = []
-    page.evaluate("() => { window.__bench.latencies = []; }")
+    page.evaluate(
+        "() => { window.__bench.latencies = []; window.__bench.announced = []; window.__bench.longTasks = []; }"
+    )
     frames.reset()
     chromium = chromium_processes()
     for process in [server.ps, *chromium]:
@@ -142,6 +158,7 @@ def one_run(page, server: Server, reader: KafkaReader, rate: int, seconds: float
 
     current = wait_until_current(page, bootstrap, topic)
     rows = page.evaluate("() => window.__bench.latencies")  # [CreateTime, latency, "p:offset"] per new box
+    heard = page.evaluate("() => ({ announced: window.__bench.announced.length, longTasks: window.__bench.longTasks })")
     last_box_ms = max((ts + latency for ts, latency, _ in rows), default=last_produced_ms)
     received = reader.received_ms()
     window_s = max(0.001, (last_box_ms - started_ms) / 1000)
@@ -161,6 +178,8 @@ def one_run(page, server: Server, reader: KafkaReader, rate: int, seconds: float
         browser_cpu=browser_cpu,
         ws_bytes_per_s=frames.bytes / window_s,
         ws_frames_per_s=frames.count / window_s,
+        announcements=heard["announced"],
+        long_tasks_ms=heard["longTasks"],
     )
 
 
@@ -361,6 +380,20 @@ def figures_for(r: RunResult) -> list[Figure]:
         Figure(f"{label}: browser CPU", r.browser_cpu, "%", "all Chromium processes, of one core", digits=0),
         Figure(
             f"{label}: websocket", r.ws_bytes_per_s / 1024, "KiB/s", f"lab socket: {r.ws_frames_per_s:.1f} frames/s"
+        ),
+        Figure(
+            f"{label}: screen-reader announcements",
+            r.announcements,
+            "",
+            f"of {len(r.latencies_ms)} new boxes in {r.seconds:.0f} s: the lanes are said in summary, at most every 5 s",
+            digits=0,
+        ),
+        Figure(
+            f"{label}: main thread busy (long tasks)",
+            sum(r.long_tasks_ms),
+            "ms",
+            f"{len(r.long_tasks_ms)} tasks of 50 ms or more, the longest {max(r.long_tasks_ms, default=0):.0f} ms",
+            digits=0,
         ),
     ]
     return figures

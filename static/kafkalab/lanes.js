@@ -118,6 +118,17 @@
     selected = { lane: box.parentElement.id, offset: box.dataset.offset, partition: box.dataset.partition };
   }
 
+  // A box opens in the inspector. One listener serves every box: htmx would set up each box of
+  // each push on its own, a hundred at a time at a high event rate. A click with a modifier (a new
+  // tab) is left to the browser, as is any click without JavaScript: the box is a plain link.
+  function openInInspector(event) {
+    if (event.defaultPrevented || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
+    const box = event.target.closest && event.target.closest(".lane-events > .event[href]");
+    if (!box || !document.getElementById("inspector")) return;
+    event.preventDefault();
+    htmx.ajax("GET", box.getAttribute("href"), { source: box, target: "#inspector", swap: "outerHTML show:top" });
+  }
+
   function keepSelected() {
     if (!selected || document.querySelector(".event.is-selected")) return;
     const lane = document.getElementById(selected.lane);
@@ -383,6 +394,7 @@
   document.addEventListener("htmx:afterSettle", focusInspector);
   window.addEventListener("resize", placeMarks);
   document.addEventListener("click", markSelected);
+  document.addEventListener("click", openInInspector);
   document.addEventListener("click", onBack);
   document.addEventListener("keydown", moveAlongLane);
   document.addEventListener("keydown", escapeInspector);

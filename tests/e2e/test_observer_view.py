@@ -79,7 +79,9 @@ def test_an_observer_watches_the_lab_live_with_no_control_until_sharing_stops(li
         expect(box).to_have_attribute("data-partition", str(partition))
         expect(box).to_have_attribute("href", f"/labs/{lab_id}/events/{partition}/{offset}/?share={token}")
 
-        expect(observer.get_by_role("button")).to_have_count(0)
+        # Nothing acts on the lab: the one button is the page's own Large display switch.
+        expect(observer.get_by_role("button")).to_have_count(1)
+        expect(observer.get_by_role("button")).to_have_text("Large display")
         expect(observer.locator("form, input, select, textarea, [hx-post]")).to_have_count(0)
         expect(observer.locator("[data-share-url]")).to_have_count(0)
         # No CSRF token on a read-only page, and its session owns nothing: a hand-made POST is refused.
@@ -96,7 +98,9 @@ def test_an_observer_watches_the_lab_live_with_no_control_until_sharing_stops(li
         expect(fact(inspector, "Partition")).to_have_text(str(partition))
         expect(fact(inspector, "Offset")).to_have_text(str(offset))
         expect(inspector.get_by_text(order_id, exact=True).first).to_be_visible()
-        expect(observer.get_by_role("button")).to_have_count(0)
+        # Nothing acts on the lab: the one button is the page's own Large display switch.
+        expect(observer.get_by_role("button")).to_have_count(1)
+        expect(observer.get_by_role("button")).to_have_text("Large display")
         observer.screenshot(path="/tmp/kafkalab-observer.png", full_page=True)
 
         # The owner stops sharing: the observer is told, its socket is closed, and the link is dead.

@@ -61,10 +61,7 @@ def short_key(record: dict) -> str:
 # engine took 0.2 ms a box (a quarter of the runner's time at 5,000 events/s); this takes a tenth.
 # A plain link: lanes.js opens it in the inspector (one listener for every box, rather than htmx
 # setting up each of the hundred boxes a push brings); without JavaScript it opens as a page.
-_BOX_LINK = (
-    'href="{url}" '
-    'data-partition="{partition}" data-offset="{offset}" data-key="{key}" data-ts="{timestamp}"'
-)
+_BOX_LINK = 'href="{url}" data-partition="{partition}" data-offset="{offset}" data-key="{key}" data-ts="{timestamp}"'
 # `txn` marks a record of a transaction not decided yet (open) or aborted; `swap` redraws a box
 # already on the page in place (htmx out-of-band, by lane and offset) when its marks change.
 _EVENT_BOX = (

@@ -131,17 +131,23 @@ class TopicTail:
         topic that does not exist (yet) simply has none. When Kafka does not answer for a topic,
         the rest wait for the next call (asking would only make the caller wait as long again for
         each); when no partition was added before it, this raises KafkaUnavailable."""
-        added: list[TailPartition] = []
-        for topic in self.topics:
-            try:
-                added += self._refresh(topic)
-            except KafkaUnavailable:
-                if not added:
-                    raise
-                break
-        return added
+        started: list[tuple[TailPartition, int]] = []
+        try:
+            for topic in self.topics:
+                started += self._new_partitions(topic)
+        except KafkaUnavailable:
+            if not started:
+                raise
+        # Assigned together, once all are looked up: an assigned partition is fetched at once, and
+        # each lookup after that would wait behind a fetch the broker holds (fetch_wait_ms).
+        if started:
+            self._consumer.incremental_assign([TopicPartition(s.topic, s.partition, at) for s, at in started])
+        for s, _ in started:
+            self.partitions[s.topic] = sorted([*self.partitions[s.topic], s.partition])
+        return [s for s, _ in started]
 
-    def _refresh(self, topic: str) -> list[TailPartition]:
+    def _new_partitions(self, topic: str) -> list[tuple[TailPartition, int]]:
+        """The topic's partitions this tail does not read yet, each with the offset to start at."""
         try:
             metadata = self._consumer.list_topics(topic=topic, timeout=METADATA_TIMEOUT)
         except KafkaException as exc:
@@ -150,12 +156,7 @@ class TopicTail:
         if found is None or found.error is not None:
             return []
         new = sorted(set(found.partitions) - set(self.partitions[topic]))
-        if not new:
-            return []
-        started = [self._start(topic, found.partitions[p]) for p in new]
-        self._consumer.incremental_assign([TopicPartition(topic, s.partition, start) for s, start in started])
-        self.partitions[topic] = sorted([*self.partitions[topic], *new])
-        return [s for s, _ in started]
+        return [self._start(topic, found.partitions[p]) for p in new]
 
     def _start(self, topic: str, metadata) -> tuple[TailPartition, int]:
         """The partition as Kafka describes it, and the offset to start reading it at."""

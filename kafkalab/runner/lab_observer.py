@@ -263,7 +263,9 @@ class LabObserver:
         self._records_push: concurrent.futures.Future | None = None
         self._panels_push: concurrent.futures.Future | None = None
         self._partitions_requested = False
-        self._partitions_checked_at = 0.0
+        # The readers' first look is a look: a count aside before it would find every partition
+        # unread, and have them look again at once (most of a second, the page waiting on it).
+        self._partitions_checked_at = time.monotonic()
         self._stop = threading.Event()
         self._refresh = threading.Event()
         self._tails: tuple[TopicTail, TopicTail] | None = None  # read_uncommitted, read_committed

@@ -6,6 +6,7 @@ the same registry. Writers append and then read up to their own record before an
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -89,6 +90,11 @@ class SchemasLog:
             if self._position >= end:
                 return
             consumer.resume([self._partition])
+            # Resumed, the partition waits for the fetcher's next wake-up (up to a second, each
+            # registry write paid it); a seek to where we are fetches now. Only a shortcut: if it
+            # is refused, the resumed fetch still comes.
+            with contextlib.suppress(KafkaException):
+                consumer.seek(TopicPartition(self.topic, 0, self._position or OFFSET_BEGINNING))
             try:
                 self._read_until(consumer, end, apply)
             finally:

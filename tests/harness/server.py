@@ -7,14 +7,17 @@ leftover consumer processes can tell ours from another test run's.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import random
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -72,6 +75,36 @@ def server_env(cluster: LocalCluster, **extra: str) -> dict[str, str]:
     }
 
 
+def _run_migrate(env: dict[str, str], log_path: Path, database_url: str) -> None:
+    with open(log_path, "ab") as log:
+        migrate = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v0"],
+            cwd=REPO_ROOT,
+            env={**env, "DATABASE_URL": database_url},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=MIGRATE_TIMEOUT,
+        )
+    if migrate.returncode != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
+        raise RuntimeError(f"migrate failed on {database_url}:\n{tail}")
+
+
+_sqlite_template: Path | None = None
+
+
+def _migrated_sqlite(env: dict[str, str]) -> Path:
+    """An empty SQLite database migrated by `manage.py migrate`, once per process: a new server's
+    database is a copy of it (migrating takes seconds of a busy machine, copying milliseconds)."""
+    global _sqlite_template
+    if _sqlite_template is None:
+        folder = Path(tempfile.mkdtemp(prefix="kafkalab-migrated-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _run_migrate(env, folder / "migrate.log", f"sqlite:///{folder / 'db.sqlite3'}")
+        _sqlite_template = folder / "db.sqlite3"
+    return _sqlite_template
+
+
 class Server:
     """kafkalab under daphne on a free loopback port, on a database of its own that survives a
     restart of the server: SQLite in `root` unless `database_url` is given. `root` keeps the log.
@@ -124,17 +157,10 @@ class Server:
         return self
 
     def migrate(self) -> None:
-        with open(self.log_path, "ab") as log:
-            migrate = subprocess.run(
-                [sys.executable, "manage.py", "migrate", "-v0"],
-                cwd=REPO_ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                timeout=MIGRATE_TIMEOUT,
-            )
-        if migrate.returncode != 0:
-            raise RuntimeError(f"migrate failed on {self.database_url}:\n{self.log_tail()}")
+        if self.sqlite_path is not None and not self.sqlite_path.exists():
+            shutil.copyfile(_migrated_sqlite(self.env), self.sqlite_path)
+        else:
+            _run_migrate(self.env, self.log_path, self.database_url)
         self._lab_ids_apart()
         self._migrated = True
 

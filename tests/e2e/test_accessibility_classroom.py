@@ -1,7 +1,8 @@
 """A classroom, checked by axe-core at each state (tests/e2e/accessibility.py): the instructor's
 login, classroom list, dashboard (empty, then following a learner) and projector; the join pages
 and their refusals (name taken, classroom full, a wrong code, too many wrong codes); a learner's
-lab with the instructor's banner, the instructor's lab watched, and the learner's lab closed."""
+lab with the instructor's banner, the instructor's lab watched, and the learner's lab closed. And,
+on this server with DEBUG off as a deployment runs, the app's own 404 and the lab limit's page."""
 
 from __future__ import annotations
 
@@ -14,18 +15,22 @@ from playwright.sync_api import Page, expect
 from kafkalab.kafka.local_cluster import LocalCluster
 from tests.e2e.accessibility import JOIN_TIMEOUT_MS, LIVE_TIMEOUT_MS, Audit, accessibility_server
 from tests.harness.browser import VIEWPORT
+from tests.harness.lab_page import open_lab, reset_lab
 from tests.integration.consumer_groups.classroom_support import STAFF_PASSWORD, create_staff
 
 pytestmark = pytest.mark.e2e
 
 # Wrong classroom codes an address may type before it is refused for a while.
 JOIN_FAILURES = 3
+# Labs of one's own an address may hold (classroom labs do not count): a second is refused.
+LABS_PER_ADDRESS = 1
 
 
 @pytest.fixture(scope="module")
 def server_url(kafka_cluster: LocalCluster, tmp_path_factory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("accessibility-classroom")
-    with accessibility_server(kafka_cluster, root, CLASSROOM_JOIN_FAILURES=str(JOIN_FAILURES)) as server:
+    limits = {"CLASSROOM_JOIN_FAILURES": str(JOIN_FAILURES), "LAB_MAX_LABS_PER_ADDRESS": str(LABS_PER_ADDRESS)}
+    with accessibility_server(kafka_cluster, root, **limits) as server:
         create_staff(server, "teacher")
         yield server.url
 
@@ -116,4 +121,25 @@ def test_a_classroom_in_every_state_has_no_violation(server_url, page: Page, bro
     finally:
         learner.context.close()
         latecomer.context.close()
+    audit.assert_clean()
+
+
+def test_the_error_and_limit_pages_have_no_violation(server_url, page: Page, browser):
+    audit = Audit()
+    page.goto(server_url + "/no/such/page/")
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    audit.check(page, "404")
+    page.goto(server_url + "/lessons/the-log/")
+    expect(page.get_by_text("Start a lab first")).to_be_visible()
+    audit.check(page, "a lesson before any lab: the start page says why")
+    open_lab(page, server_url)
+    other = browser.new_context(viewport=VIEWPORT).new_page()
+    try:
+        other.goto(server_url + "/")
+        other.get_by_role("button", name="Start my lab").click()
+        expect(other.locator("[role=alert]")).to_contain_text("lab")
+        audit.check(other, "limit: no more labs from this address")
+    finally:
+        other.context.close()
+        reset_lab(page)
     audit.assert_clean()

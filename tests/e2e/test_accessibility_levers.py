@@ -5,13 +5,10 @@ breaking change and its refusal, and forms refused."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from playwright.sync_api import Page, expect
 
-from kafkalab.kafka.local_cluster import LocalCluster
-from tests.e2e.accessibility import JOIN_TIMEOUT_MS, LIVE_TIMEOUT_MS, Audit, accessibility_server, open_every_fold
+from tests.e2e.accessibility import JOIN_TIMEOUT_MS, LIVE_TIMEOUT_MS, Audit, open_every_fold
 from tests.e2e.test_lab_page import create_order
 from tests.e2e.test_schema_break import expect_reading_everything, use_add_sku
 from tests.harness.lab_page import add_consumer, open_lab, reset_lab
@@ -19,15 +16,9 @@ from tests.harness.lab_page import add_consumer, open_lab, reset_lab
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def server_url(kafka_cluster: LocalCluster, tmp_path_factory) -> Iterator[str]:
-    with accessibility_server(kafka_cluster, tmp_path_factory.mktemp("accessibility-levers")) as server:
-        yield server.url
-
-
-def test_every_lever_of_a_lab_has_no_violation(server_url, page: Page):
+def test_every_lever_of_a_lab_has_no_violation(live_server_url, page: Page):
     audit = Audit()
-    open_lab(page, server_url)
+    open_lab(page, live_server_url)
     try:
         strict = add_consumer(page, reader="strict", failure_policy="dead-letter")
         card = expect_reading_everything(page, strict)

@@ -75,6 +75,13 @@ def server_env(cluster: LocalCluster, **extra: str) -> dict[str, str]:
     }
 
 
+def log_tail(path: Path, lines: int = 40) -> str:
+    """The last lines of a process's log, for an error message."""
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
 def _run_migrate(env: dict[str, str], log_path: Path, database_url: str) -> None:
     with open(log_path, "ab") as log:
         migrate = subprocess.run(
@@ -86,8 +93,7 @@ def _run_migrate(env: dict[str, str], log_path: Path, database_url: str) -> None
             timeout=MIGRATE_TIMEOUT,
         )
     if migrate.returncode != 0:
-        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
-        raise RuntimeError(f"migrate failed on {database_url}:\n{tail}")
+        raise RuntimeError(f"migrate failed on {database_url}:\n{log_tail(log_path)}")
 
 
 _sqlite_template: Path | None = None
@@ -175,9 +181,7 @@ class Server:
         self.process.wait(timeout=30)
 
     def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def sql(self, statement: str, *params: object) -> None:
         """Change the server's SQLite database behind its back (what an older version may have left)."""
@@ -262,9 +266,7 @@ class LabRunnerWorker:
         stop_process(self.process)
 
     def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def __enter__(self) -> LabRunnerWorker:
         return self.start()
